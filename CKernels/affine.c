@@ -1,0 +1,51 @@
+/* Affine layer y = x·W + b (the TimeAffine layer over M = N*T rows). */
+#include "internal.h"
+
+static rnncore_status check_affine(int64_t M, int64_t D, int64_t O) {
+    const int64_t sizes[] = {M, D, O};
+    RNNCORE_TRY(rc_check_sizes(RC_COUNT(sizes), sizes));
+    int64_t p;
+    RNNCORE_TRY(rc_mul(&p, M, D));
+    RNNCORE_TRY(rc_mul(&p, M, O));
+    RNNCORE_TRY(rc_mul(&p, D, O));
+    RNNCORE_TRY(rc_blas_dim(M));
+    RNNCORE_TRY(rc_blas_dim(D));
+    return rc_blas_dim(O);
+}
+
+rnncore_status rnncore_affine_forward(float *y, const float *x, const float *w, const float *b, int64_t M, int64_t D,
+                                      int64_t O) {
+    RNNCORE_FAIL_IF(!y || !x || !w, RNNCORE_ERR_NULL_POINTER);
+    RNNCORE_TRY(check_affine(M, D, O));
+    const rc_buf outs[] = {{y, M * O}};
+    const rc_buf ins[] = {{x, M * D}, {w, D * O}, {b, O}};
+    RNNCORE_TRY(rc_check_aliasing(outs, RC_COUNT(outs), ins, RC_COUNT(ins)));
+
+    if (b) {
+        for (int64_t m = 0; m < M; m++) {
+            float *row = y + m * O;
+            for (int64_t o = 0; o < O; o++) row[o] = b[o];
+        }
+    }
+    rc_sgemm(false, false, M, O, D, 1.0f, x, D, w, O, b ? 1.0f : 0.0f, y, O);
+    return RNNCORE_OK;
+}
+
+rnncore_status rnncore_affine_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                       const float *w, int64_t M, int64_t D, int64_t O) {
+    RNNCORE_FAIL_IF(!dw || !dy || !x || !w, RNNCORE_ERR_NULL_POINTER);
+    RNNCORE_TRY(check_affine(M, D, O));
+    const rc_buf outs[] = {{dx, M * D}, {dw, D * O}, {db, O}};
+    const rc_buf ins[] = {{dy, M * O}, {x, M * D}, {w, D * O}};
+    RNNCORE_TRY(rc_check_aliasing(outs, RC_COUNT(outs), ins, RC_COUNT(ins)));
+
+    if (dx) rc_sgemm(false, true, M, D, O, 1.0f, dy, O, w, O, 0.0f, dx, D);
+    rc_sgemm(true, false, D, O, M, 1.0f, x, D, dy, O, 1.0f, dw, O);
+    if (db) {
+        for (int64_t m = 0; m < M; m++) {
+            const float *row = dy + m * O;
+            for (int64_t o = 0; o < O; o++) db[o] += row[o];
+        }
+    }
+    return RNNCORE_OK;
+}

@@ -1,0 +1,263 @@
+/*
+ * rnncore.h — the stable C ABI of RNNCore: CPU kernels for recurrent neural network language models.
+ *
+ * Conventions (read these once; every function below follows them)
+ * ----------------------------------------------------------------
+ * Letters:  N batch size        T time steps       D input (embedding) size
+ *           H hidden size       V vocabulary size   M rows (usually N*T)
+ *           O output size of an affine layer
+ * Layout:   row-major float32, contiguous. A sequence tensor (N,T,D) holds x[n][t][d] at (n*T + t)*D + d,
+ *           the batch-major layout of the classic TimeRNN layer. Weights multiply from the right:
+ *           y = x·W with W shaped (in, out).
+ * Memory:   every buffer is owned by the caller. Kernels keep no state, allocate nothing, and are reentrant.
+ *           Functions that need scratch memory take a `workspace` argument sized by a `*_workspace_size` query.
+ * Outputs:  outputs come first, then const inputs, then sizes. Gradients of parameters (dwx, dwh, db, dw, ...)
+ *           are ACCUMULATED (+=) so that several steps or layers can add into one buffer; zeroing them is the
+ *           caller's job. Gradients of activations (dx, dh_prev, ...) are OVERWRITTEN. Each comment says which.
+ * Optional: a pointer documented "may be NULL" can be NULL: a NULL bias means "no bias", a NULL initial state
+ *           means zeros, a NULL output gradient means "not needed".
+ * Sizes:    int64_t, strictly positive. Products that overflow int64, the address space, or the 32-bit
+ *           integer dimensions of the BLAS library give RNNCORE_ERR_SIZE_OVERFLOW.
+ * Status:   every fallible function returns rnncore_status; RNNCORE_OK is 0, errors are negative, and
+ *           rnncore_status_string() explains each. On an argument error (any status but RNNCORE_ERR_NON_FINITE)
+ *           nothing has been written to any output.
+ * Aliasing: outputs must not overlap inputs unless a comment allows it (RNNCORE_ERR_ALIASING otherwise).
+ */
+#ifndef RNNCORE_H
+#define RNNCORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions --------------------------------------------------------------------------------------------- */
+
+#define RNNCORE_VERSION_MAJOR 0
+#define RNNCORE_VERSION_MINOR 1
+#define RNNCORE_VERSION_PATCH 0
+#define RNNCORE_VERSION_NUMBER (RNNCORE_VERSION_MAJOR * 10000 + RNNCORE_VERSION_MINOR * 100 + RNNCORE_VERSION_PATCH)
+/* The ABI version changes only on an incompatible change to this header; it equals the library's SOVERSION. */
+#define RNNCORE_ABI_VERSION 0
+
+/* ---- export and deprecation macros ------------------------------------------------------------------------ */
+
+#if defined(_WIN32) && defined(RNNCORE_BUILD_SHARED)
+#  define RNNCORE_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#  define RNNCORE_API __attribute__((visibility("default")))
+#else
+#  define RNNCORE_API
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define RNNCORE_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#  define RNNCORE_DEPRECATED(msg)
+#endif
+
+/* ---- status codes (values are stable; new ones are only appended) ----------------------------------------- */
+
+typedef enum rnncore_status {
+    RNNCORE_OK = 0,
+    RNNCORE_ERR_NULL_POINTER = -1,       /* a required pointer argument was NULL */
+    RNNCORE_ERR_INVALID_SIZE = -2,       /* a size was zero or negative */
+    RNNCORE_ERR_SIZE_OVERFLOW = -3,      /* a product of sizes overflows int64, memory, or BLAS's 32-bit ints */
+    RNNCORE_ERR_INVALID_ARGUMENT = -4,   /* a scalar argument is out of its domain (negative rate, NaN, ...) */
+    RNNCORE_ERR_INDEX_OUT_OF_RANGE = -5, /* a token id or target lies outside [0, V) */
+    RNNCORE_ERR_NON_FINITE = -6,         /* a result (loss, gradient norm) is NaN or infinite */
+    RNNCORE_ERR_ALIASING = -7,           /* an output buffer overlaps an input it must not overlap */
+} rnncore_status;
+
+/* A static, human-readable English description of a status; never NULL (unknown codes get a generic text). */
+RNNCORE_API const char *rnncore_status_string(rnncore_status status);
+
+/* "MAJOR.MINOR.PATCH" of the library actually loaded (compare with the macros to detect a mismatch). */
+RNNCORE_API const char *rnncore_version(void);
+/* RNNCORE_VERSION_NUMBER of the library actually loaded. */
+RNNCORE_API int rnncore_version_number(void);
+/* RNNCORE_ABI_VERSION of the library actually loaded. */
+RNNCORE_API int rnncore_abi_version(void);
+
+/* ---- tanh RNN: one step ------------------------------------------------------------------------------------
+ * h_next = tanh(x·Wx + h_prev·Wh + b), the classic RNN layer. */
+
+RNNCORE_API rnncore_status rnncore_rnn_step_forward(
+    float *h_next,        /* (N,H) out, overwritten */
+    const float *x,       /* (N,D) */
+    const float *h_prev,  /* (N,H); may be NULL for zeros */
+    const float *wx,      /* (D,H) */
+    const float *wh,      /* (H,H) */
+    const float *b,       /* (H); may be NULL */
+    int64_t N, int64_t D, int64_t H);
+
+/* Backward of one step. dt = dh_next ⊙ (1 - h_next²) is written to `workspace`, then
+ * dx = dt·Wxᵀ, dh_prev = dt·Whᵀ (overwritten), dWx += xᵀ·dt, dWh += h_prevᵀ·dt, db += Σ_n dt. */
+RNNCORE_API rnncore_status rnncore_rnn_step_backward(
+    float *dx,            /* (N,D) out, overwritten; may be NULL */
+    float *dh_prev,       /* (N,H) out, overwritten; may be NULL */
+    float *dwx,           /* (D,H) accumulated */
+    float *dwh,           /* (H,H) accumulated */
+    float *db,            /* (H) accumulated; may be NULL */
+    float *workspace,     /* (N,H) scratch, see rnncore_rnn_step_backward_workspace_size */
+    const float *dh_next, /* (N,H) gradient of the loss with respect to h_next */
+    const float *x,       /* (N,D) the forward input */
+    const float *h_prev,  /* (N,H) the forward input; may be NULL for zeros */
+    const float *h_next,  /* (N,H) the forward output */
+    const float *wx,      /* (D,H) */
+    const float *wh,      /* (H,H) */
+    int64_t N, int64_t D, int64_t H);
+
+/* Number of floats rnncore_rnn_step_backward needs as workspace (N*H). */
+RNNCORE_API rnncore_status rnncore_rnn_step_backward_workspace_size(int64_t *count, int64_t N, int64_t H);
+
+/* ---- tanh RNN: a whole window of T steps (TimeRNN) ---------------------------------------------------------
+ * hs[:,t] = tanh(xs[:,t]·Wx + hs[:,t-1]·Wh + b), hs[:,-1] = h0. The input projection of all N*T rows is one
+ * GEMM; only h·Wh stays in the time loop. Stateful use: pass the previous window's last state as h0. */
+
+RNNCORE_API rnncore_status rnncore_rnn_forward(
+    float *hs,            /* (N,T,H) out, overwritten: every hidden state (backward needs them) */
+    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL */
+    const float *xs,      /* (N,T,D) */
+    const float *h0,      /* (N,H); may be NULL for zeros */
+    const float *wx,      /* (D,H) */
+    const float *wh,      /* (H,H) */
+    const float *b,       /* (H); may be NULL */
+    int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Backpropagation through time over the window. The per-step loop computes only dt = dh ⊙ (1-h²) and
+ * dh_prev = dt·Whᵀ; dX = dT·Wxᵀ, dWx += Xᵀ·dT, dWh += H_prevᵀ·dT run as single GEMMs after the loop.
+ * Gradients are cut at the window's start except through dh0, which receives ∂L/∂h0. */
+RNNCORE_API rnncore_status rnncore_rnn_backward(
+    float *dxs,           /* (N,T,D) out, overwritten; may be NULL */
+    float *dh0,           /* (N,H) out, overwritten; may be NULL */
+    float *dwx,           /* (D,H) accumulated */
+    float *dwh,           /* (H,H) accumulated */
+    float *db,            /* (H) accumulated; may be NULL */
+    float *workspace,     /* see rnncore_rnn_backward_workspace_size */
+    const float *dhs,     /* (N,T,H) gradient of the loss with respect to every hs */
+    const float *dh_last, /* (N,H) extra gradient flowing into hs[:,T-1] from later; may be NULL */
+    const float *xs,      /* (N,T,D) the forward input */
+    const float *h0,      /* (N,H) the forward initial state; may be NULL for zeros */
+    const float *hs,      /* (N,T,H) the forward output */
+    const float *wx,      /* (D,H) */
+    const float *wh,      /* (H,H) */
+    int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Number of floats rnncore_rnn_backward needs as workspace (2*N*T*H + N*H). */
+RNNCORE_API rnncore_status rnncore_rnn_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H);
+
+/* ---- embedding (TimeEmbedding) ----------------------------------------------------------------------------- */
+
+/* out[m] = W[ids[m]]. Every id is checked before anything is written. */
+RNNCORE_API rnncore_status rnncore_embedding_forward(
+    float *out,           /* (M,D) out, overwritten */
+    const int32_t *ids,   /* (M) values in [0, V) */
+    const float *w,       /* (V,D) */
+    int64_t M, int64_t V, int64_t D);
+
+/* dW[ids[m]] += dout[m], in increasing m: deterministic, repeated ids add up. */
+RNNCORE_API rnncore_status rnncore_embedding_backward(
+    float *dw,            /* (V,D) accumulated */
+    const float *dout,    /* (M,D) */
+    const int32_t *ids,   /* (M) values in [0, V) */
+    int64_t M, int64_t V, int64_t D);
+
+/* ---- affine (TimeAffine) ---------------------------------------------------------------------------------- */
+
+/* y = x·W + b. */
+RNNCORE_API rnncore_status rnncore_affine_forward(
+    float *y,             /* (M,O) out, overwritten */
+    const float *x,       /* (M,D) */
+    const float *w,       /* (D,O) */
+    const float *b,       /* (O); may be NULL */
+    int64_t M, int64_t D, int64_t O);
+
+/* dx = dy·Wᵀ (overwritten), dW += xᵀ·dy, db += Σ_m dy. */
+RNNCORE_API rnncore_status rnncore_affine_backward(
+    float *dx,            /* (M,D) out, overwritten; may be NULL */
+    float *dw,            /* (D,O) accumulated */
+    float *db,            /* (O) accumulated; may be NULL */
+    const float *dy,      /* (M,O) */
+    const float *x,       /* (M,D) */
+    const float *w,       /* (D,O) */
+    int64_t M, int64_t D, int64_t O);
+
+/* ---- softmax and cross-entropy (TimeSoftmaxWithLoss) ------------------------------------------------------ */
+
+/* Pass as ignore_index when no target is to be skipped: every target must then lie in [0, V). */
+#define RNNCORE_NO_IGNORE_INDEX INT32_MIN
+
+/* Mean cross-entropy of softmax(logits) against the targets, in one fused pass per row (max, log-sum-exp,
+ * loss, gradient):
+ *
+ *   *loss      = (1/K) Σ_{counted m} (logsumexp(logits[m]) - logits[m][targets[m]]),  accumulated in double
+ *   dlogits[m] = (softmax(logits[m]) - onehot(targets[m])) * dloss / K  for counted rows, 0 for skipped rows
+ *
+ * A row whose target equals ignore_index is skipped; every other target must lie in [0, V) (checked before any
+ * output is written). K, the number of counted rows, goes to *count when count is not NULL; with K = 0 the loss
+ * is 0 and the gradient is all zeros. dlogits may be NULL (loss only) or may equal logits (the gradient then
+ * overwrites the logits in place); any other overlap is an aliasing error. If the loss is not finite the
+ * outputs are still written and RNNCORE_ERR_NON_FINITE is returned. */
+RNNCORE_API rnncore_status rnncore_softmax_cross_entropy(
+    double *loss,           /* out: mean loss over counted rows */
+    int64_t *count,         /* out: K, the number of counted rows; may be NULL */
+    float *dlogits,         /* (M,V) out, overwritten; may be NULL; may equal logits */
+    const float *logits,    /* (M,V) */
+    const int32_t *targets, /* (M) */
+    int64_t M, int64_t V,
+    int32_t ignore_index,   /* target value to skip, or RNNCORE_NO_IGNORE_INDEX */
+    float dloss);           /* upstream gradient of the mean loss, usually 1 */
+
+/* probs[m] = softmax(logits[m]), stable (max subtracted). probs may equal logits (in place). */
+RNNCORE_API rnncore_status rnncore_softmax_forward(
+    float *probs,           /* (M,V) out, overwritten; may equal logits */
+    const float *logits,    /* (M,V) */
+    int64_t M, int64_t V);
+
+/* ---- optimizers -------------------------------------------------------------------------------------------- */
+
+/* param -= lr * grad. */
+RNNCORE_API rnncore_status rnncore_sgd_step(
+    float *param,           /* (count) updated in place */
+    const float *grad,      /* (count) */
+    int64_t count, float lr);
+
+/* Hyper-parameters of Adam; fields are only ever appended. */
+typedef struct rnncore_adam_params {
+    float lr;               /* learning rate, >= 0 */
+    float beta1;            /* in [0, 1), usually 0.9 */
+    float beta2;            /* in [0, 1), usually 0.999 */
+    float eps;              /* > 0, usually 1e-8 */
+    float weight_decay;     /* >= 0: decoupled (AdamW-style) decay lr*wd*param; 0 for plain Adam */
+} rnncore_adam_params;
+
+/* One bias-corrected Adam step (Kingma & Ba), `step` counting from 1:
+ * m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²;  param -= lr * (m/(1-β1^step)) / (sqrt(v/(1-β2^step)) + eps). */
+RNNCORE_API rnncore_status rnncore_adam_step(
+    float *param,           /* (count) updated in place */
+    float *m,               /* (count) first moment, updated; zero before step 1 */
+    float *v,               /* (count) second moment, updated; zero before step 1 */
+    const float *grad,      /* (count) */
+    int64_t count,
+    const rnncore_adam_params *params,
+    int64_t step);
+
+/* Global L2 norm of several gradient tensors, accumulated in double: *norm = sqrt(Σ_i Σ_j grads[i][j]²).
+ * If max_norm > 0 and *norm > max_norm every gradient is scaled by max_norm / (*norm + 1e-6).
+ * A non-finite norm is written to *norm and RNNCORE_ERR_NON_FINITE returned WITHOUT scaling anything.
+ * max_norm <= 0 or +inf only measures. NaN max_norm is an invalid argument. */
+RNNCORE_API rnncore_status rnncore_clip_grad_norm(
+    double *norm,               /* out: the norm before clipping */
+    float *const *grads,        /* (num_tensors) pointers to gradient tensors */
+    const int64_t *counts,      /* (num_tensors) element counts, each > 0 */
+    int64_t num_tensors,
+    double max_norm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RNNCORE_H */
