@@ -1,0 +1,102 @@
+import CRNNCore
+
+/// A tanh recurrent layer over a window of T steps: the TimeRNN layer.
+///
+/// `h_t = tanh(x_t·Wx + h_{t-1}·Wh + b)`. With `isStateful` (the default) the last hidden state of one `forward`
+/// becomes the initial state of the next, so a long text can be processed window by window (truncated BPTT);
+/// `backward` stops at the window's start. ``resetState()`` starts again from zeros.
+public final class RNN {
+    /// The (D, H) input-to-hidden weight.
+    public let wx: Parameter
+    /// The (H, H) hidden-to-hidden weight.
+    public let wh: Parameter
+    /// The (H) bias.
+    public let b: Parameter
+    /// D, the input size.
+    public var inputSize: Int { wx.shape[0] }
+    /// H, the hidden size.
+    public var hiddenSize: Int { wx.shape[1] }
+    /// Whether the hidden state is carried from one `forward` to the next.
+    public var isStateful: Bool
+    /// The hidden state (N, H) after the last `forward`, or nil after ``resetState()``.
+    public private(set) var hiddenState: Tensor?
+    /// ∂L/∂h0 from the last `backward`: the gradient that truncation cut off at the window's start.
+    public private(set) var initialStateGradient: Tensor?
+
+    private var cache: (xs: Tensor, h0: Tensor?, hs: Tensor)?
+    private var workspace: [Float] = []
+
+    /// Creates a layer from its weights: wx (D, H), wh (H, H), b (H).
+    public init(wx: Tensor, wh: Tensor, b: Tensor, stateful: Bool = true, name: String = "rnn") throws(RNNCoreError) {
+        guard wx.shape.count == 2 else { throw .shapeMismatch("rnn wx must be (D, H), got \(wx.shape)") }
+        let H = wx.shape[1]
+        try wh.expectShape([H, H], "rnn wh")
+        try b.expectShape([H], "rnn b")
+        self.wx = Parameter(name: "\(name).wx", value: wx)
+        self.wh = Parameter(name: "\(name).wh", value: wh)
+        self.b = Parameter(name: "\(name).b", value: b)
+        self.isStateful = stateful
+    }
+
+    /// The parameters, in a fixed order.
+    public var parameters: [Parameter] { [wx, wh, b] }
+
+    /// Forgets the hidden state: the next `forward` starts from zeros.
+    public func resetState() { hiddenState = nil }
+
+    /// Sets the hidden state (N, H) that the next `forward` starts from.
+    public func setState(_ h: Tensor) throws(RNNCoreError) {
+        guard h.shape.count == 2, h.shape[1] == hiddenSize else {
+            throw .shapeMismatch("rnn state has shape \(h.shape), expected (N, \(hiddenSize))")
+        }
+        hiddenState = h
+    }
+
+    /// Runs the window: xs (N, T, D) gives every hidden state hs (N, T, H).
+    public func forward(_ xs: Tensor) throws(RNNCoreError) -> Tensor {
+        guard xs.shape.count == 3, xs.shape[2] == inputSize, xs.count > 0 else {
+            throw .shapeMismatch("rnn input has shape \(xs.shape), expected (N, T, \(inputSize))")
+        }
+        let (N, T, D, H) = (xs.shape[0], xs.shape[1], inputSize, hiddenSize)
+        var h0 = isStateful ? hiddenState : nil
+        if let h = h0, h.shape != [N, H] {
+            guard h.shape[1] == H else { throw .shapeMismatch("rnn state has shape \(h.shape), expected [\(N), \(H)]") }
+            h0 = nil  // the batch size changed: a new set of streams starts from zeros
+        }
+        var hs = Tensor(zeros: [N, T, H])
+        var hLast = Tensor(zeros: [N, H])
+        let status = withExtendedLifetime(h0) {
+            rnncore_rnn_forward(hs.writePointer(), hLast.writePointer(), xs.readPointer, h0?.readPointer,
+                                wx.value.readPointer, wh.value.readPointer, b.value.readPointer,
+                                Int64(N), Int64(T), Int64(D), Int64(H))
+        }
+        try check(status, "rnn forward")
+        cache = (xs, h0, hs)
+        hiddenState = hLast
+        return hs
+    }
+
+    /// Backpropagates through the last window: dhs (N, T, H) gives dxs (N, T, D); dWx, dWh, db are accumulated.
+    /// - Parameter dhLast: an extra gradient flowing into the last hidden state from later, or nil.
+    public func backward(_ dhs: Tensor, dhLast: Tensor? = nil) throws(RNNCoreError) -> Tensor {
+        guard let (xs, h0, hs) = cache else { throw .invalidState("rnn backward before forward") }
+        try dhs.expectShape(hs.shape, "rnn output gradient")
+        let (N, T, D, H) = (xs.shape[0], xs.shape[1], inputSize, hiddenSize)
+        if let dhLast { try dhLast.expectShape([N, H], "rnn last-state gradient") }
+        var needed: Int64 = 0
+        try check(rnncore_rnn_backward_workspace_size(&needed, Int64(N), Int64(T), Int64(H)), "rnn workspace size")
+        if workspace.count < Int(needed) { workspace = [Float](repeating: 0, count: Int(needed)) }
+        var dxs = Tensor(zeros: xs.shape)
+        var dh0 = Tensor(zeros: [N, H])
+        let status = workspace.withUnsafeMutableBufferPointer { ws in
+            rnncore_rnn_backward(dxs.writePointer(), dh0.writePointer(), wx.gradient.writePointer(),
+                                 wh.gradient.writePointer(), b.gradient.writePointer(), ws.baseAddress,
+                                 dhs.readPointer, dhLast?.readPointer, xs.readPointer, h0?.readPointer,
+                                 hs.readPointer, wx.value.readPointer, wh.value.readPointer,
+                                 Int64(N), Int64(T), Int64(D), Int64(H))
+        }
+        try check(status, "rnn backward")
+        initialStateGradient = dh0
+        return dxs
+    }
+}

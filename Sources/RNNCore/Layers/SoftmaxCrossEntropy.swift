@@ -1,0 +1,80 @@
+import CRNNCore
+
+/// Softmax followed by the mean cross-entropy against target ids: the TimeSoftmaxWithLoss layer.
+///
+/// The loss is the mean over counted rows (targets equal to `ignoreIndex` are skipped), accumulated in double.
+/// `backward` returns `(softmax - onehot) · dloss / K`, computed by the same fused C pass.
+public final class SoftmaxCrossEntropy {
+    /// A target equal to this id is skipped (used for padding); nil when every target counts.
+    public var ignoreIndex: Int32?
+
+    private var cache: (logits: Tensor, targets: [Int32])?
+
+    /// Creates the layer.
+    public init(ignoreIndex: Int32? = nil) { self.ignoreIndex = ignoreIndex }
+
+    /// Mean loss over the rows of `logits` (…, V) against one target id per row.
+    /// - Returns: the mean loss and the number of counted rows.
+    public func forward(_ logits: Tensor, targets: [Int32]) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        guard let V = logits.shape.last, V > 0, logits.count / V == targets.count, !targets.isEmpty else {
+            throw .shapeMismatch("softmax cross-entropy: logits \(logits.shape) do not fit \(targets.count) targets")
+        }
+        var loss = 0.0
+        var counted: Int64 = 0
+        let status = targets.withUnsafeBufferPointer { tp in
+            rnncore_softmax_cross_entropy(&loss, &counted, nil, logits.readPointer, tp.baseAddress,
+                                          Int64(tp.count), Int64(V), ignoreIndex ?? noIgnoreIndex, 1)
+        }
+        try check(status, "softmax cross-entropy")
+        cache = (logits, targets)
+        return (loss, Int(counted))
+    }
+
+    /// The mean loss and, in the same fused pass, its gradient written over `logits` in place: the training fast
+    /// path, which needs no second pass and no copy of the (N·T, V) logits.
+    public func lossAndGradient(_ logits: inout Tensor, targets: [Int32],
+                                dloss: Float = 1) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        guard let V = logits.shape.last, V > 0, logits.count / V == targets.count, !targets.isEmpty else {
+            throw .shapeMismatch("softmax cross-entropy: logits \(logits.shape) do not fit \(targets.count) targets")
+        }
+        var loss = 0.0
+        var counted: Int64 = 0
+        let status = targets.withUnsafeBufferPointer { tp in
+            let p = logits.writePointer()
+            return rnncore_softmax_cross_entropy(&loss, &counted, p, p, tp.baseAddress, Int64(tp.count), Int64(V),
+                                                 ignoreIndex ?? noIgnoreIndex, dloss)
+        }
+        try check(status, "softmax cross-entropy")
+        return (loss, Int(counted))
+    }
+
+    /// The gradient of `dloss · meanLoss` with respect to the last forward's logits.
+    public func backward(dloss: Float = 1) throws(RNNCoreError) -> Tensor {
+        guard let (logits, targets) = cache else { throw .invalidState("softmax cross-entropy backward before forward") }
+        var grad = logits  // overwritten in place by the kernel (a copy only if logits are still shared)
+        var loss = 0.0
+        let V = logits.shape.last!
+        let status = targets.withUnsafeBufferPointer { tp in
+            let p = grad.writePointer()
+            return rnncore_softmax_cross_entropy(&loss, nil, p, p, tp.baseAddress, Int64(tp.count), Int64(V),
+                                                 ignoreIndex ?? noIgnoreIndex, dloss)
+        }
+        try check(status, "softmax cross-entropy backward")
+        cache = nil
+        return grad
+    }
+}
+
+/// Softmax over the last dimension.
+public func softmax(_ logits: Tensor) throws(RNNCoreError) -> Tensor {
+    guard let V = logits.shape.last, V > 0, logits.count > 0 else {
+        throw .shapeMismatch("softmax of a tensor with shape \(logits.shape)")
+    }
+    var probs = logits
+    let p = probs.writePointer()
+    try check(rnncore_softmax_forward(p, p, Int64(logits.count / V), Int64(V)), "softmax")
+    return probs
+}
+
+/// `RNNCORE_NO_IGNORE_INDEX` (INT32_MIN), which Swift does not import from the header's macro.
+let noIgnoreIndex = Int32.min

@@ -1,0 +1,152 @@
+/// An RNN language model: embedding → L stacked tanh RNN layers → affine → softmax cross-entropy.
+///
+/// The textbook's SimpleRnnlm, generalised to several layers. Inputs are token ids in batch-major order: N streams
+/// of T consecutive tokens, `ids[n*T + t]`. The recurrent layers are stateful, so consecutive windows of the same
+/// streams continue each other; call ``resetState()`` between unrelated texts.
+public final class RNNLanguageModel {
+    /// The sizes that define a model (stored in checkpoints).
+    public struct Configuration: Codable, Sendable, Equatable {
+        /// V, the number of token types.
+        public var vocabularySize: Int
+        /// D, the size of a token embedding.
+        public var embeddingSize: Int
+        /// H, the size of each hidden state.
+        public var hiddenSize: Int
+        /// L, the number of stacked recurrent layers.
+        public var layers: Int
+
+        /// Creates a configuration.
+        public init(vocabularySize: Int, embeddingSize: Int = 100, hiddenSize: Int = 100, layers: Int = 1) {
+            self.vocabularySize = vocabularySize
+            self.embeddingSize = embeddingSize
+            self.hiddenSize = hiddenSize
+            self.layers = layers
+        }
+
+        /// The largest vocabulary, embedding, hidden size and layer count a model may have.
+        public static let limits = (vocabularySize: 10_000_000, width: 65_536, layers: 64)
+
+        /// Throws unless every size is positive and within ``limits``.
+        public func validate() throws(RNNCoreError) {
+            let l = Self.limits
+            guard (1...l.vocabularySize).contains(vocabularySize) else {
+                throw .invalidArgument("vocabulary size \(vocabularySize) outside 1...\(l.vocabularySize)")
+            }
+            guard (1...l.width).contains(embeddingSize), (1...l.width).contains(hiddenSize) else {
+                throw .invalidArgument("embedding size \(embeddingSize) and hidden size \(hiddenSize) must lie in 1...\(l.width)")
+            }
+            guard (1...l.layers).contains(layers) else {
+                throw .invalidArgument("layer count \(layers) outside 1...\(l.layers)")
+            }
+        }
+    }
+
+    /// The sizes of this model.
+    public let configuration: Configuration
+    /// The token embedding.
+    public let embedding: Embedding
+    /// The recurrent layers, input side first.
+    public let recurrentLayers: [RNN]
+    /// The output projection to vocabulary logits.
+    public let output: Affine
+    /// The loss layer.
+    public let criterion = SoftmaxCrossEntropy()
+
+    /// Creates a model with the textbook's initialisation, drawn from a seeded generator: embedding N(0, 0.01²),
+    /// recurrent and output weights N(0, 1/fan_in), biases zero.
+    public convenience init(configuration: Configuration, seed: UInt64) throws(RNNCoreError) {
+        try configuration.validate()
+        var rng = Xoshiro256StarStar(seed: seed)
+        func normal(_ shape: [Int], _ std: Float) -> Tensor {
+            var t = Tensor(zeros: shape)
+            t.withUnsafeMutableBufferPointer { p in
+                for i in p.indices { p[i] = rng.nextGaussian(mean: 0, standardDeviation: std) }
+            }
+            return t
+        }
+        let (V, D, H) = (configuration.vocabularySize, configuration.embeddingSize, configuration.hiddenSize)
+        var tensors: [String: Tensor] = ["embedding.weight": normal([V, D], 0.01)]
+        for l in 0..<configuration.layers {
+            let inSize = l == 0 ? D : H
+            tensors["rnn.\(l).wx"] = normal([inSize, H], 1 / Float(inSize).squareRoot())
+            tensors["rnn.\(l).wh"] = normal([H, H], 1 / Float(H).squareRoot())
+            tensors["rnn.\(l).b"] = Tensor(zeros: [H])
+        }
+        tensors["output.weight"] = normal([H, V], 1 / Float(H).squareRoot())
+        tensors["output.bias"] = Tensor(zeros: [V])
+        try self.init(configuration: configuration, tensors: tensors)
+    }
+
+    /// Creates a model from named tensors (as stored in a checkpoint); every tensor must be present with the shape
+    /// the configuration implies, and no other tensor may be given.
+    public init(configuration: Configuration, tensors: [String: Tensor]) throws(RNNCoreError) {
+        try configuration.validate()
+        let (V, D, H) = (configuration.vocabularySize, configuration.embeddingSize, configuration.hiddenSize)
+        var remaining = tensors
+        func take(_ name: String, _ shape: [Int]) throws(RNNCoreError) -> Tensor {
+            guard let t = remaining.removeValue(forKey: name) else { throw .invalidArgument("missing tensor \(name)") }
+            try t.expectShape(shape, name)
+            return t
+        }
+        embedding = try Embedding(weight: take("embedding.weight", [V, D]), name: "embedding")
+        var layers: [RNN] = []
+        for l in 0..<configuration.layers {
+            let inSize = l == 0 ? D : H
+            layers.append(try RNN(wx: take("rnn.\(l).wx", [inSize, H]), wh: take("rnn.\(l).wh", [H, H]),
+                                  b: take("rnn.\(l).b", [H]), name: "rnn.\(l)"))
+        }
+        recurrentLayers = layers
+        output = try Affine(weight: take("output.weight", [H, V]), bias: take("output.bias", [V]), name: "output")
+        if let extra = remaining.keys.sorted().first {
+            throw .invalidArgument("unexpected tensor \(extra) for this configuration")
+        }
+        self.configuration = configuration
+    }
+
+    /// Every trainable parameter, in a fixed order.
+    public var parameters: [Parameter] {
+        embedding.parameters + recurrentLayers.flatMap(\.parameters) + output.parameters
+    }
+
+    /// The parameters by name.
+    public var namedTensors: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
+    }
+
+    /// Forgets the hidden state of every recurrent layer.
+    public func resetState() { recurrentLayers.forEach { $0.resetState() } }
+
+    /// Logits (N, T, V) for N streams of T token ids (batch-major), advancing the hidden state.
+    public func logits(for ids: [Int32], batchSize N: Int) throws(RNNCoreError) -> Tensor {
+        guard N > 0, !ids.isEmpty, ids.count % N == 0 else {
+            throw .shapeMismatch("\(ids.count) ids do not form \(N) equal streams")
+        }
+        var x = try embedding.forward(ids).reshaped([N, ids.count / N, configuration.embeddingSize])
+        for layer in recurrentLayers { x = try layer.forward(x) }
+        return try output.forward(x)
+    }
+
+    /// The mean cross-entropy of predicting `targets` from `ids` (both N·T, batch-major), without gradients.
+    /// A target equal to `ignoreIndex` does not count.
+    public func loss(ids: [Int32], targets: [Int32], batchSize N: Int,
+                     ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
+        let logits = try logits(for: ids, batchSize: N)
+        criterion.ignoreIndex = ignoreIndex
+        return try criterion.forward(logits, targets: targets)
+    }
+
+    /// Forward and backward over one window: returns the mean loss and ADDS its gradient to every parameter's
+    /// gradient (zero them first with `parameters.zeroGradients()`). Gradients stop at the window's start.
+    public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int,
+                                 ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
+        var logits = try logits(for: ids, batchSize: N)
+        criterion.ignoreIndex = ignoreIndex
+        let result = try criterion.lossAndGradient(&logits, targets: targets)
+        var dx = try output.backward(logits)
+        for layer in recurrentLayers.reversed() { dx = try layer.backward(dx) }
+        try embedding.backward(dx)
+        return result
+    }
+}

@@ -1,0 +1,97 @@
+import CRNNCore
+
+/// Updates parameters from their gradients.
+public protocol Optimizer: AnyObject {
+    /// The learning rate; trainers change it for decay schedules.
+    var learningRate: Float { get set }
+    /// Applies one update to every parameter from its current gradient.
+    func step(_ parameters: [Parameter]) throws(RNNCoreError)
+}
+
+/// Plain stochastic gradient descent: `p -= lr · g`.
+public final class SGD: Optimizer {
+    /// The learning rate.
+    public var learningRate: Float
+
+    /// Creates the optimizer.
+    public init(learningRate: Float) { self.learningRate = learningRate }
+
+    /// Applies `p -= lr · g` to every parameter.
+    public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
+        for p in parameters {
+            try check(rnncore_sgd_step(p.value.writePointer(), p.gradient.readPointer, Int64(p.value.count), learningRate),
+                      "sgd step (\(p.name))")
+        }
+    }
+}
+
+/// Adam with bias correction (Kingma & Ba, 2015), optionally with decoupled weight decay.
+public final class Adam: Optimizer {
+    /// The learning rate.
+    public var learningRate: Float
+    /// Exponential decay of the first moment.
+    public let beta1: Float
+    /// Exponential decay of the second moment.
+    public let beta2: Float
+    /// Added to the denominator for stability.
+    public let epsilon: Float
+    /// Decoupled weight decay (AdamW); 0 for plain Adam.
+    public let weightDecay: Float
+    /// The number of steps taken so far.
+    public private(set) var stepCount: Int64 = 0
+
+    /// First and second moments, per parameter name.
+    public private(set) var moments: [String: (m: Tensor, v: Tensor)] = [:]
+
+    /// Creates the optimizer.
+    public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    /// Applies one bias-corrected Adam step to every parameter.
+    public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
+        stepCount += 1
+        var hyper = rnncore_adam_params(lr: learningRate, beta1: beta1, beta2: beta2, eps: epsilon,
+                                        weight_decay: weightDecay)
+        for p in parameters {
+            var state = moments.removeValue(forKey: p.name) ?? (Tensor(zeros: p.shape), Tensor(zeros: p.shape))
+            guard state.m.shape == p.shape else {
+                throw .shapeMismatch("adam state for \(p.name) has shape \(state.m.shape), parameter \(p.shape)")
+            }
+            let status = rnncore_adam_step(p.value.writePointer(), state.m.writePointer(), state.v.writePointer(),
+                                           p.gradient.readPointer, Int64(p.value.count), &hyper, stepCount)
+            moments[p.name] = state
+            try check(status, "adam step (\(p.name))")
+        }
+    }
+
+    /// Restores the moments and step count (from a checkpoint).
+    public func restore(stepCount: Int64, moments: [String: (m: Tensor, v: Tensor)]) {
+        self.stepCount = stepCount
+        self.moments = moments
+    }
+}
+
+/// Scales all gradients together so that their global L2 norm is at most `maxNorm`, and returns the norm before
+/// clipping. A `maxNorm` of 0 or infinity only measures.
+/// - Throws: ``RNNCoreError/kernel(_:operation:)`` with `nonFinite` when the norm is NaN or infinite; nothing
+///   is scaled then.
+@discardableResult
+public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Double) throws(RNNCoreError) -> Double {
+    guard !parameters.isEmpty else { return 0 }
+    var pointers: [UnsafeMutablePointer<Float>?] = parameters.map { $0.gradient.writePointer() }
+    let counts = parameters.map { Int64($0.gradient.count) }
+    var norm = 0.0
+    let status = withExtendedLifetime(parameters) {
+        pointers.withUnsafeMutableBufferPointer { pp in
+            rnncore_clip_grad_norm(&norm, pp.baseAddress, counts, Int64(counts.count), maxNorm)
+        }
+    }
+    try check(status, "gradient clipping (norm \(norm))")
+    return norm
+}

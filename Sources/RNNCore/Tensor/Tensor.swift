@@ -1,0 +1,147 @@
+/// A dense, row-major float32 array with a shape: the value type that layers exchange.
+///
+/// Not a general tensor library: it holds exactly what the models need, contiguous aligned storage that the C
+/// kernels read and write. Copies are cheap: storage is shared and copied only when a shared tensor is mutated
+/// (copy-on-write through `isKnownUniquelyReferenced`).
+public struct Tensor: @unchecked Sendable, Equatable, CustomStringConvertible {
+    // Sendable: the storage is never mutated while shared — every mutation goes through `makeUnique()`.
+
+    /// The size of every dimension, outermost first.
+    public private(set) var shape: [Int]
+    private var storage: TensorStorage
+
+    /// Creates a tensor of zeros.
+    /// - Parameter shape: the size of every dimension; each must be non-negative.
+    public init(zeros shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in \(shape)")
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    /// Creates a tensor from row-major elements.
+    /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` when the element count is not the product of `shape`.
+    public init(shape: [Int], scalars: [Float]) throws(RNNCoreError) {
+        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == scalars.count else {
+            throw .shapeMismatch("\(scalars.count) elements cannot have shape \(shape)")
+        }
+        self.shape = shape
+        self.storage = TensorStorage(count: scalars.count)
+        scalars.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// The number of elements.
+    public var count: Int { storage.count }
+
+    /// The elements in row-major order (a copy).
+    public var scalars: [Float] {
+        Array(UnsafeBufferPointer(start: storage.pointer, count: storage.count))
+    }
+
+    /// The element at a flat row-major index.
+    public subscript(flat index: Int) -> Float {
+        get {
+            precondition(index >= 0 && index < count, "Tensor: index \(index) out of range 0..<\(count)")
+            return storage.pointer[index]
+        }
+        set {
+            precondition(index >= 0 && index < count, "Tensor: index \(index) out of range 0..<\(count)")
+            makeUnique()
+            storage.pointer[index] = newValue
+        }
+    }
+
+    /// Reinterprets the elements with another shape of the same element count (no copy).
+    public func reshaped(_ newShape: [Int]) throws(RNNCoreError) -> Tensor {
+        guard newShape.allSatisfy({ $0 >= 0 }), newShape.reduce(1, *) == count else {
+            throw .shapeMismatch("\(count) elements cannot have shape \(newShape)")
+        }
+        var copy = self
+        copy.shape = newShape
+        return copy
+    }
+
+    /// Sets every element to zero, keeping the shape.
+    public mutating func zero() {
+        makeUnique()
+        storage.pointer.update(repeating: 0, count: storage.count)
+    }
+
+    /// Calls `body` with a pointer to the contiguous elements.
+    public func withUnsafeBufferPointer<R, E: Error>(
+        _ body: (UnsafeBufferPointer<Float>) throws(E) -> R
+    ) throws(E) -> R {
+        try withExtendedLifetime(storage) { () throws(E) -> R in
+            try body(UnsafeBufferPointer(start: storage.pointer, count: storage.count))
+        }
+    }
+
+    /// Calls `body` with a mutable pointer to the contiguous elements.
+    public mutating func withUnsafeMutableBufferPointer<R, E: Error>(
+        _ body: (UnsafeMutableBufferPointer<Float>) throws(E) -> R
+    ) throws(E) -> R {
+        makeUnique()
+        return try withExtendedLifetime(storage) { () throws(E) -> R in
+            try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
+        }
+    }
+
+    /// Two tensors are equal when their shapes and every element are equal (bitwise float `==`).
+    public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
+        guard lhs.shape == rhs.shape else { return false }
+        if lhs.storage === rhs.storage { return true }
+        for i in 0..<lhs.count where lhs.storage.pointer[i] != rhs.storage.pointer[i] { return false }
+        return true
+    }
+
+    /// A short summary: shape and the first elements.
+    public var description: String {
+        let head = (0..<min(count, 6)).map { String(storage.pointer[$0]) }.joined(separator: ", ")
+        return "Tensor(shape: \(shape), [\(head)\(count > 6 ? ", …" : "")])"
+    }
+
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
+}
+
+// MARK: - Kernel access
+
+extension Tensor {
+    /// The storage address for a kernel that reads. Valid while this tensor value is alive and unmodified: callers
+    /// keep it alive across the C call with `withExtendedLifetime`.
+    var readPointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
+
+    /// The storage address for a kernel that writes, after making the storage unique.
+    mutating func writePointer() -> UnsafeMutablePointer<Float> {
+        makeUnique()
+        return storage.pointer
+    }
+
+    /// Requires `shape` to equal `expected`; `name` appears in the error message.
+    func expectShape(_ expected: [Int], _ name: String) throws(RNNCoreError) {
+        guard shape == expected else {
+            throw .shapeMismatch("\(name) has shape \(shape), expected \(expected)")
+        }
+    }
+}
+
+/// Reference-counted, 64-byte aligned, zero-initialised float storage.
+final class TensorStorage {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    func copy() -> TensorStorage {
+        let other = TensorStorage(count: count)
+        other.pointer.update(from: pointer, count: count)
+        return other
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
