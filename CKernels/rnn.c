@@ -95,9 +95,12 @@ rnncore_status rnncore_rnn_forward(float *hs, float *h_last, const float *xs, co
     RNNCORE_FAIL_IF(!hs || !xs || !wx || !wh, RNNCORE_ERR_NULL_POINTER);
     RNNCORE_TRY(check_rnn_sizes(N, T, D, H));
     const int64_t NT = N * T, ld = T * H;
+    /* h_last may be the very buffer h0 (read at t = 0, written at the end): the stateful pattern. */
+    const float *h0_distinct = (const float *)h_last == h0 ? NULL : h0;
     const rc_buf outs[] = {{hs, NT * H}, {h_last, N * H}};
-    const rc_buf ins[] = {{xs, NT * D}, {h0, N * H}, {wx, D * H}, {wh, H * H}, {b, H}};
+    const rc_buf ins[] = {{xs, NT * D}, {h0_distinct, N * H}, {wx, D * H}, {wh, H * H}, {b, H}};
     RNNCORE_TRY(rc_check_aliasing(outs, RC_COUNT(outs), ins, RC_COUNT(ins)));
+    RNNCORE_FAIL_IF(rc_overlap(hs, NT * H, h0, N * H), RNNCORE_ERR_ALIASING);
 
     /* The input projection of every (n, t) row at once. */
     rc_sgemm(false, false, NT, H, D, 1.0f, xs, D, wx, H, 0.0f, hs, H);

@@ -119,7 +119,7 @@ RNNCORE_API rnncore_status rnncore_rnn_step_backward_workspace_size(int64_t *cou
 
 RNNCORE_API rnncore_status rnncore_rnn_forward(
     float *hs,            /* (N,T,H) out, overwritten: every hidden state (backward needs them) */
-    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL */
+    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL; may equal h0 (carry the state) */
     const float *xs,      /* (N,T,D) */
     const float *h0,      /* (N,H); may be NULL for zeros */
     const float *wx,      /* (D,H) */

@@ -1,0 +1,43 @@
+# cmake -DNM=<nm> -DLIB=<librnncore.so> -P check_symbols.cmake
+# Fails when a defined dynamic symbol of LIB does not start with rnncore_. Prints "SKIPPED:" (which the test's
+# SKIP_REGULAR_EXPRESSION turns into a skip) when nm is not available.
+cmake_minimum_required(VERSION 3.16)
+if(NOT NM OR NOT EXISTS "${NM}")
+  message("SKIPPED: nm not found, exported symbols not checked")
+  return()
+endif()
+execute_process(COMMAND "${NM}" -D --defined-only "${LIB}"
+  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} -D --defined-only ${LIB} failed (${rc}): ${err}")
+endif()
+# Symbols the linker itself defines (section boundaries, init/fini): some linkers (e.g. lld, gold) export them
+# from every shared library and no source file can hide them, so they are not held against the library.
+set(linker_defined _init _fini _edata _end __bss_start __bss_start__ __bss_end__ _bss_end__ __end__)
+string(REPLACE "\n" ";" lines "${out}")
+set(count 0)
+set(bad "")
+foreach(line IN LISTS lines)
+  # "<address> <type> <name>[@version]"; lines without a name (blank, headers) are ignored.
+  if(NOT line MATCHES "^[0-9a-fA-F]*[ \t]+[A-Za-z?][ \t]+([^ \t]+)$")
+    continue()
+  endif()
+  set(sym "${CMAKE_MATCH_1}")
+  string(REGEX REPLACE "@.*$" "" sym "${sym}")
+  if(sym IN_LIST linker_defined)
+    message("ignored linker-defined symbol ${sym}")
+    continue()
+  endif()
+  math(EXPR count "${count} + 1")
+  if(NOT sym MATCHES "^rnncore_")
+    list(APPEND bad "${sym}")
+  endif()
+endforeach()
+if(count EQUAL 0)
+  message(FATAL_ERROR "no defined dynamic symbols found in ${LIB}")
+endif()
+if(bad)
+  list(JOIN bad "\n  " bad_text)
+  message(FATAL_ERROR "exported symbols without the rnncore_ prefix:\n  ${bad_text}")
+endif()
+message("ok: ${count} exported symbols, all rnncore_*")

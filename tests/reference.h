@@ -1,0 +1,62 @@
+/*
+ * reference.h — plain double-precision loop implementations of every RNNCore kernel: the algorithmic reference
+ * the float32 kernels are tested against. No BLAS, no tricks: each is the textbook loop nest.
+ *
+ * Shapes, argument order and semantics follow include/rnncore.h exactly (outputs first; parameter gradients
+ * accumulated, activation gradients overwritten; pointers the header documents as "may be NULL" may be NULL).
+ * The references assume valid arguments: they do no error checking.
+ */
+#ifndef RNNCORE_TEST_REFERENCE_H
+#define RNNCORE_TEST_REFERENCE_H
+
+#include <stdint.h>
+
+/* h_next = tanh(x·Wx + h_prev·Wh + b). x (N,D), h_prev (N,H) or NULL, wx (D,H), wh (H,H), b (H) or NULL. */
+void ref_rnn_step_forward(double *h_next, const double *x, const double *h_prev, const double *wx,
+                          const double *wh, const double *b, int64_t N, int64_t D, int64_t H);
+
+/* dt = dh_next ⊙ (1 - h_next²); dx = dt·Wxᵀ, dh_prev = dt·Whᵀ (overwritten, may be NULL);
+ * dWx += xᵀ·dt, dWh += h_prevᵀ·dt, db += Σ_n dt (db may be NULL). */
+void ref_rnn_step_backward(double *dx, double *dh_prev, double *dwx, double *dwh, double *db,
+                           const double *dh_next, const double *x, const double *h_prev, const double *h_next,
+                           const double *wx, const double *wh, int64_t N, int64_t D, int64_t H);
+
+/* hs[:,t] = tanh(xs[:,t]·Wx + hs[:,t-1]·Wh + b), hs[:,-1] = h0 (NULL = zeros); h_last = hs[:,T-1] (may be NULL). */
+void ref_rnn_forward(double *hs, double *h_last, const double *xs, const double *h0, const double *wx,
+                     const double *wh, const double *b, int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* BPTT over the window; dh_last (may be NULL) adds into the gradient of hs[:,T-1]. dxs, dh0 overwritten
+ * (may be NULL); dwx, dwh, db accumulated (db may be NULL). */
+void ref_rnn_backward(double *dxs, double *dh0, double *dwx, double *dwh, double *db, const double *dhs,
+                      const double *dh_last, const double *xs, const double *h0, const double *hs,
+                      const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* out[m] = W[ids[m]]; dW[ids[m]] += dout[m]. */
+void ref_embedding_forward(double *out, const int32_t *ids, const double *w, int64_t M, int64_t V, int64_t D);
+void ref_embedding_backward(double *dw, const double *dout, const int32_t *ids, int64_t M, int64_t V, int64_t D);
+
+/* y = x·W + b; dx = dy·Wᵀ (overwritten, may be NULL), dW += xᵀ·dy, db += Σ_m dy (may be NULL). */
+void ref_affine_forward(double *y, const double *x, const double *w, const double *b, int64_t M, int64_t D,
+                        int64_t O);
+void ref_affine_backward(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w,
+                         int64_t M, int64_t D, int64_t O);
+
+/* Mean softmax cross-entropy over the K counted rows (target != ignore_index); dlogits (may be NULL) gets
+ * (p - onehot)·dloss/K for counted rows and 0 for skipped rows; K = 0 gives loss 0 and zero gradient. */
+void ref_softmax_cross_entropy(double *loss, int64_t *count, double *dlogits, const double *logits,
+                               const int32_t *targets, int64_t M, int64_t V, int32_t ignore_index, double dloss);
+void ref_softmax_forward(double *probs, const double *logits, int64_t M, int64_t V);
+
+/* param -= lr·grad. */
+void ref_sgd_step(double *param, const double *grad, int64_t count, double lr);
+
+/* Bias-corrected Adam with decoupled weight decay (param -= lr·wd·param, using the parameter before the step). */
+void ref_adam_step(double *param, double *m, double *v, const double *grad, int64_t count, double lr,
+                   double beta1, double beta2, double eps, double weight_decay, int64_t step);
+
+/* Global L2 norm; scales by max_norm/(norm + 1e-6) when 0 < max_norm < inf and norm > max_norm.
+ * Returns 0, or 1 when the norm is not finite (then nothing is scaled). */
+int ref_clip_grad_norm(double *norm, double *const *grads, const int64_t *counts, int64_t num_tensors,
+                       double max_norm);
+
+#endif /* RNNCORE_TEST_REFERENCE_H */

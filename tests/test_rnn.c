@@ -1,0 +1,341 @@
+/*
+ * test_rnn.c — tanh RNN kernels: rnncore_rnn_step_forward/backward and rnncore_rnn_forward/backward (BPTT).
+ *
+ *  (a) float32 kernels vs the double reference on random inputs, several shapes (N=1, T=1, D≠H, larger);
+ *  (b) the reference backward vs central differences of the reference forward (double, eps 1e-5);
+ *  (c) the kernel backward vs central differences of the kernel forward (loss summed in double, eps 1e-2);
+ *  accumulate/overwrite semantics, NULL optional pointers, and the textbook cross-check: the sequence kernels
+ *  equal T step kernels forward and T step kernels backward in reverse with dh carried.
+ * The loss of every gradient check is L = Σ hs⊙Whs + Σ h_last⊙Wlast with random weights, so dhs = Whs and
+ * dh_last = Wlast.
+ */
+#include "test_util.h"
+#include "reference.h"
+
+#define U32 0x1.0p-24 /* float32 unit roundoff */
+
+/* A random problem: float inputs and double copies of the same numbers. */
+typedef struct {
+    int64_t N, T, D, H;
+    float *xs, *h0, *wx, *wh, *b, *dhs, *dhl;
+    double *xs_d, *h0_d, *wx_d, *wh_d, *b_d, *dhs_d, *dhl_d;
+} rnn_problem;
+
+static void problem_init(rnn_problem *p, int64_t N, int64_t T, int64_t D, int64_t H, uint64_t seed) {
+    rng_t r = {seed};
+    *p = (rnn_problem){.N = N, .T = T, .D = D, .H = H};
+    p->xs = alloc_f(N * T * D); fill_f(p->xs, N * T * D, &r, -1, 1);
+    p->h0 = alloc_f(N * H);     fill_f(p->h0, N * H, &r, -0.8, 0.8);
+    /* Weights ~ U(±1/sqrt(fan_in)) keep the pre-activations O(1): tanh neither saturates nor is linear. */
+    p->wx = alloc_f(D * H);     fill_f(p->wx, D * H, &r, -1 / sqrt((double)D), 1 / sqrt((double)D));
+    p->wh = alloc_f(H * H);     fill_f(p->wh, H * H, &r, -1 / sqrt((double)H), 1 / sqrt((double)H));
+    p->b = alloc_f(H);          fill_f(p->b, H, &r, -0.5, 0.5);
+    p->dhs = alloc_f(N * T * H); fill_f(p->dhs, N * T * H, &r, -1, 1);
+    p->dhl = alloc_f(N * H);    fill_f(p->dhl, N * H, &r, -1, 1);
+    p->xs_d = to_d(p->xs, N * T * D); p->h0_d = to_d(p->h0, N * H); p->wx_d = to_d(p->wx, D * H);
+    p->wh_d = to_d(p->wh, H * H); p->b_d = to_d(p->b, H); p->dhs_d = to_d(p->dhs, N * T * H);
+    p->dhl_d = to_d(p->dhl, N * H);
+}
+
+static void problem_free(rnn_problem *p) {
+    float *f[] = {p->xs, p->h0, p->wx, p->wh, p->b, p->dhs, p->dhl};
+    double *d[] = {p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->dhs_d, p->dhl_d};
+    for (int i = 0; i < 7; i++) { free(f[i]); free(d[i]); }
+}
+
+static float *workspace_step(int64_t N, int64_t H) {
+    int64_t c = -1;
+    CHECK_STATUS(rnncore_rnn_step_backward_workspace_size(&c, N, H), RNNCORE_OK);
+    CHECK(c == N * H);
+    float *w = alloc_f(c); fill_const_f(w, c, NAN);
+    return w;
+}
+static float *workspace_seq(int64_t N, int64_t T, int64_t H) {
+    int64_t c = -1;
+    CHECK_STATUS(rnncore_rnn_backward_workspace_size(&c, N, T, H), RNNCORE_OK);
+    CHECK(c == 2 * N * T * H + N * H);
+    float *w = alloc_f(c); fill_const_f(w, c, NAN);
+    return w;
+}
+
+/* ---- (a) kernels vs reference ----------------------------------------------------------------------------- */
+
+/* Tolerances. A pre-activation is a dot product of length K = D+H+1 of terms below ~1 in magnitude; float32
+ * summation error grows like K·u (u = 2^-24) and tanh' <= 1 does not amplify it, so tol = 4·K·u (abs and rel).
+ * In BPTT the error of every step is carried back through T steps, so the sequence tolerances get a factor T.
+ * Parameter gradients sum N (or N·T) products on top of a random prior of size ~1. */
+static void test_step_vs_ref(int64_t N, int64_t D, int64_t H, int use_h, int use_b, uint64_t seed) {
+    printf("rnn_step N=%lld D=%lld H=%lld h_prev=%s b=%s\n", (long long)N, (long long)D, (long long)H,
+           use_h ? "yes" : "NULL", use_b ? "yes" : "NULL");
+    rnn_problem p; problem_init(&p, N, 1, D, H, seed);
+    rng_t r = {seed ^ 0xABCDu};
+    float *hn = alloc_f(N * H); fill_const_f(hn, N * H, NAN);
+    double *hn_d = alloc_d(N * H);
+    CHECK_STATUS(rnncore_rnn_step_forward(hn, p.xs, use_h ? p.h0 : NULL, p.wx, p.wh, use_b ? p.b : NULL, N, D, H),
+                 RNNCORE_OK);
+    ref_rnn_step_forward(hn_d, p.xs_d, use_h ? p.h0_d : NULL, p.wx_d, p.wh_d, use_b ? p.b_d : NULL, N, D, H);
+    double tf = 4.0 * (double)(D + H + 1) * U32;
+    check_close_fd("rnn_step_forward h_next", hn, hn_d, N * H, tf, tf);
+
+    /* Backward from the kernel's own h_next (so only the backward is under test), onto random priors. */
+    float *dx = alloc_f(N * D), *dhp = alloc_f(N * H), *ws = workspace_step(N, H);
+    float *dwx = alloc_f(D * H), *dwh = alloc_f(H * H), *db = alloc_f(H);
+    fill_const_f(dx, N * D, NAN); fill_const_f(dhp, N * H, NAN);
+    fill_f(dwx, D * H, &r, -1, 1); fill_f(dwh, H * H, &r, -1, 1); fill_f(db, H, &r, -1, 1);
+    double *dx_d = alloc_d(N * D), *dhp_d = alloc_d(N * H);
+    double *dwx_d = to_d(dwx, D * H), *dwh_d = to_d(dwh, H * H), *db_d = to_d(db, H), *hnk = to_d(hn, N * H);
+    CHECK_STATUS(rnncore_rnn_step_backward(dx, dhp, dwx, dwh, db, ws, p.dhs, p.xs, use_h ? p.h0 : NULL, hn, p.wx,
+                                           p.wh, N, D, H), RNNCORE_OK);
+    ref_rnn_step_backward(dx_d, dhp_d, dwx_d, dwh_d, db_d, p.dhs_d, p.xs_d, use_h ? p.h0_d : NULL, hnk, p.wx_d,
+                          p.wh_d, N, D, H);
+    double ta = 4.0 * (double)(H + 1) * U32, tp = 4.0 * (double)(N + 2) * U32;
+    check_close_fd("rnn_step_backward dx", dx, dx_d, N * D, ta, ta);
+    check_close_fd("rnn_step_backward dh_prev", dhp, dhp_d, N * H, ta, ta);
+    check_close_fd("rnn_step_backward dWx (accumulated)", dwx, dwx_d, D * H, tp, tp);
+    check_close_fd("rnn_step_backward dWh (accumulated)", dwh, dwh_d, H * H, tp, tp);
+    check_close_fd("rnn_step_backward db (accumulated)", db, db_d, H, tp, tp);
+
+    /* Without h_prev, dWh receives nothing; dx/dh_prev/db may be NULL. */
+    if (!use_h) {
+        float *dwh2 = alloc_f(H * H); memcpy(dwh2, dwh, (size_t)(H * H) * sizeof *dwh2);
+        CHECK_STATUS(rnncore_rnn_step_backward(NULL, NULL, dwx, dwh, NULL, ws, p.dhs, p.xs, NULL, hn, p.wx, p.wh,
+                                               N, D, H), RNNCORE_OK);
+        CHECK(memcmp(dwh2, dwh, (size_t)(H * H) * sizeof *dwh) == 0);
+        free(dwh2);
+    }
+    free(hn); free(hn_d); free(dx); free(dhp); free(ws); free(dwx); free(dwh); free(db);
+    free(dx_d); free(dhp_d); free(dwx_d); free(dwh_d); free(db_d); free(hnk);
+    problem_free(&p);
+}
+
+static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_h0, int use_b, int use_dhl,
+                            uint64_t seed) {
+    printf("rnn_forward/backward N=%lld T=%lld D=%lld H=%lld h0=%s b=%s dh_last=%s\n", (long long)N, (long long)T,
+           (long long)D, (long long)H, use_h0 ? "yes" : "NULL", use_b ? "yes" : "NULL", use_dhl ? "yes" : "NULL");
+    rnn_problem p; problem_init(&p, N, T, D, H, seed);
+    rng_t r = {seed ^ 0x5EEDu};
+    const float *h0 = use_h0 ? p.h0 : NULL, *b = use_b ? p.b : NULL, *dhl = use_dhl ? p.dhl : NULL;
+    const double *h0_d = use_h0 ? p.h0_d : NULL, *b_d = use_b ? p.b_d : NULL, *dhl_d = use_dhl ? p.dhl_d : NULL;
+    int64_t NTH = N * T * H;
+    float *hs = alloc_f(NTH), *hl = alloc_f(N * H);
+    fill_const_f(hs, NTH, NAN); fill_const_f(hl, N * H, NAN);
+    double *hs_d = alloc_d(NTH), *hl_d = alloc_d(N * H);
+    CHECK_STATUS(rnncore_rnn_forward(hs, hl, p.xs, h0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
+    ref_rnn_forward(hs_d, hl_d, p.xs_d, h0_d, p.wx_d, p.wh_d, b_d, N, T, D, H);
+    double tf = 4.0 * (double)(D + H + 1) * (double)T * U32;
+    check_close_fd("rnn_forward hs", hs, hs_d, NTH, tf, tf);
+    int last_ok = 1;
+    for (int64_t n = 0; n < N; n++)
+        last_ok &= memcmp(hl + n * H, hs + (n * T + T - 1) * H, (size_t)H * sizeof *hl) == 0;
+    CHECK(last_ok); /* h_last is a copy of hs[:,T-1] */
+
+    float *dxs = alloc_f(N * T * D), *dh0 = alloc_f(N * H), *ws = workspace_seq(N, T, H);
+    float *dwx = alloc_f(D * H), *dwh = alloc_f(H * H), *db = alloc_f(H);
+    fill_const_f(dxs, N * T * D, NAN); fill_const_f(dh0, N * H, NAN);
+    fill_f(dwx, D * H, &r, -1, 1); fill_f(dwh, H * H, &r, -1, 1); fill_f(db, H, &r, -1, 1);
+    double *dxs_d = alloc_d(N * T * D), *dh0_d = alloc_d(N * H), *hsk = to_d(hs, NTH);
+    double *dwx_d = to_d(dwx, D * H), *dwh_d = to_d(dwh, H * H), *db_d = to_d(db, H);
+    CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, dwx, dwh, db, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
+                 RNNCORE_OK);
+    ref_rnn_backward(dxs_d, dh0_d, dwx_d, dwh_d, db_d, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
+    double ta = 4.0 * (double)(H + 1) * (double)T * U32, tp = 4.0 * (double)(N * T + H) * (double)T * U32;
+    check_close_fd("rnn_backward dxs", dxs, dxs_d, N * T * D, ta, ta);
+    check_close_fd("rnn_backward dh0", dh0, dh0_d, N * H, ta, ta);
+    check_close_fd("rnn_backward dWx (accumulated)", dwx, dwx_d, D * H, tp, tp);
+    check_close_fd("rnn_backward dWh (accumulated)", dwh, dwh_d, H * H, tp, tp);
+    check_close_fd("rnn_backward db (accumulated)", db, db_d, H, tp, tp);
+
+    /* Accumulation: from zeroed parameter grads, two calls give twice the result of one (within tp: adding the
+     * second pass onto the first rounds differently from doubling it); the
+     * activation grads are overwritten (same values after a call onto garbage). dxs/dh0/db NULL are allowed
+     * and do not change dWx/dWh. */
+    float *g1x = alloc_f(D * H), *g1h = alloc_f(H * H), *g1b = alloc_f(H);
+    float *dxs1 = alloc_f(N * T * D), *dh01 = alloc_f(N * H);
+    CHECK_STATUS(rnncore_rnn_backward(dxs1, dh01, g1x, g1h, g1b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                      N, T, D, H), RNNCORE_OK);
+    float *g2x = alloc_f(D * H), *g2h = alloc_f(H * H), *g2b = alloc_f(H);
+    fill_const_f(dxs, N * T * D, 1e30f); fill_const_f(dh0, N * H, -7.0f);
+    for (int k = 0; k < 2; k++)
+        CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, g2x, g2h, g2b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                          N, T, D, H), RNNCORE_OK);
+    check_close_ff("rnn_backward dxs overwritten", dxs, dxs1, N * T * D, 0, 0);
+    check_close_ff("rnn_backward dh0 overwritten", dh0, dh01, N * H, 0, 0);
+    for (int64_t i = 0; i < D * H; i++) g1x[i] *= 2;
+    for (int64_t i = 0; i < H * H; i++) g1h[i] *= 2;
+    for (int64_t i = 0; i < H; i++) g1b[i] *= 2;
+    check_close_ff("rnn_backward dWx twice = 2x", g2x, g1x, D * H, tp, tp);
+    check_close_ff("rnn_backward dWh twice = 2x", g2h, g1h, H * H, tp, tp);
+    check_close_ff("rnn_backward db twice = 2x", g2b, g1b, H, tp, tp);
+    memset(g2x, 0, (size_t)(D * H) * sizeof *g2x); memset(g2h, 0, (size_t)(H * H) * sizeof *g2h);
+    CHECK_STATUS(rnncore_rnn_backward(NULL, NULL, g2x, g2h, NULL, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                      N, T, D, H), RNNCORE_OK);
+    for (int64_t i = 0; i < D * H; i++) g1x[i] /= 2;
+    for (int64_t i = 0; i < H * H; i++) g1h[i] /= 2;
+    check_close_ff("rnn_backward NULL dxs/dh0/db: dWx", g2x, g1x, D * H, tp, tp);
+    check_close_ff("rnn_backward NULL dxs/dh0/db: dWh", g2h, g1h, H * H, tp, tp);
+
+    free(hs); free(hl); free(hs_d); free(hl_d); free(dxs); free(dh0); free(ws); free(dwx); free(dwh); free(db);
+    free(dxs_d); free(dh0_d); free(hsk); free(dwx_d); free(dwh_d); free(db_d);
+    free(g1x); free(g1h); free(g1b); free(g2x); free(g2h); free(g2b); free(dxs1); free(dh01);
+    problem_free(&p);
+}
+
+/* NULL h0 means zeros and NULL b means no bias: identical to passing explicit zero buffers. */
+static void test_null_means_zero(void) {
+    printf("rnn NULL h0 / NULL b equal explicit zeros\n");
+    rnn_problem p; problem_init(&p, 2, 3, 4, 5, 77);
+    float *z = alloc_f(2 * 5), *a = alloc_f(2 * 3 * 5), *c = alloc_f(2 * 3 * 5);
+    CHECK_STATUS(rnncore_rnn_forward(a, NULL, p.xs, NULL, p.wx, p.wh, NULL, 2, 3, 4, 5), RNNCORE_OK);
+    CHECK_STATUS(rnncore_rnn_forward(c, NULL, p.xs, z, p.wx, p.wh, z, 2, 3, 4, 5), RNNCORE_OK);
+    check_close_ff("rnn_forward NULL h0,b vs zeros", a, c, 2 * 3 * 5, 1e-7, 1e-6);
+    CHECK_STATUS(rnncore_rnn_step_forward(a, p.xs, NULL, p.wx, p.wh, NULL, 2, 4, 5), RNNCORE_OK);
+    CHECK_STATUS(rnncore_rnn_step_forward(c, p.xs, z, p.wx, p.wh, z, 2, 4, 5), RNNCORE_OK);
+    check_close_ff("rnn_step_forward NULL h_prev,b vs zeros", a, c, 2 * 5, 1e-7, 1e-6);
+    free(z); free(a); free(c);
+    problem_free(&p);
+}
+
+/* ---- (b), (c) gradient checks ------------------------------------------------------------------------------ */
+
+typedef struct { rnn_problem *p; int step; float *hs, *hl; double *hs_d, *hl_d; } gctx;
+
+static double loss_f(void *v) {
+    gctx *g = v; rnn_problem *p = g->p;
+    if (g->step) {
+        rnncore_status s = rnncore_rnn_step_forward(g->hs, p->xs, p->h0, p->wx, p->wh, p->b, p->N, p->D, p->H);
+        assert(s == RNNCORE_OK);
+        return dot_fd(g->hs, p->dhs_d, p->N * p->H);
+    }
+    rnncore_status s = rnncore_rnn_forward(g->hs, g->hl, p->xs, p->h0, p->wx, p->wh, p->b, p->N, p->T, p->D, p->H);
+    assert(s == RNNCORE_OK);
+    return dot_fd(g->hs, p->dhs_d, p->N * p->T * p->H) + dot_fd(g->hl, p->dhl_d, p->N * p->H);
+}
+
+static double loss_d(void *v) {
+    gctx *g = v; rnn_problem *p = g->p;
+    if (g->step) {
+        ref_rnn_step_forward(g->hs_d, p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->N, p->D, p->H);
+        return dot_dd(g->hs_d, p->dhs_d, p->N * p->H);
+    }
+    ref_rnn_forward(g->hs_d, g->hl_d, p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->N, p->T, p->D, p->H);
+    return dot_dd(g->hs_d, p->dhs_d, p->N * p->T * p->H) + dot_dd(g->hl_d, p->dhl_d, p->N * p->H);
+}
+
+/* (b) in double: eps = 1e-5 leaves truncation error ~eps²·L''' ≈ 1e-10 and rounding ~1e-16·|L|/eps ≈ 1e-11,
+ * so 1e-8 abs + 1e-7 rel is tight. (c) in float32: each forward carries rounding ~u·Σ|terms| ≈ 1e-6 in L;
+ * divided by 2·eps = 2e-2 that is ~5e-5, plus truncation eps²·L'''/6 ≈ 2e-5·|L'''| with |L'''| = O(1):
+ * tol 5e-4 abs + 5e-3 rel (observed up to ~7e-5). */
+static void test_grad_checks(int step, int64_t N, int64_t T, int64_t D, int64_t H, uint64_t seed) {
+    rnn_problem p; problem_init(&p, N, T, D, H, seed);
+    gctx g = {&p, step, alloc_f(N * T * H), alloc_f(N * H), alloc_d(N * T * H), alloc_d(N * H)};
+    const char *nm = step ? "rnn_step_backward" : "rnn_backward";
+    char what[96];
+    printf("%s gradient checks N=%lld T=%lld D=%lld H=%lld\n", nm, (long long)N, (long long)T, (long long)D,
+           (long long)H);
+
+    /* (b) reference backward vs central differences of the reference forward */
+    double *dx = alloc_d(N * T * D), *dh0 = alloc_d(N * H), *dwx = alloc_d(D * H), *dwh = alloc_d(H * H),
+           *db = alloc_d(H);
+    loss_d(&g);
+    if (step) ref_rnn_step_backward(dx, dh0, dwx, dwh, db, p.dhs_d, p.xs_d, p.h0_d, g.hs_d, p.wx_d, p.wh_d, N, D, H);
+    else ref_rnn_backward(dx, dh0, dwx, dwh, db, p.dhs_d, p.dhl_d, p.xs_d, p.h0_d, g.hs_d, p.wx_d, p.wh_d, N, T, D, H);
+    double *pd[] = {p.xs_d, p.h0_d, p.wx_d, p.wh_d, p.b_d};
+    double *ad[] = {dx, dh0, dwx, dwh, db};
+    const char *names[] = {"dx", step ? "dh_prev" : "dh0", "dWx", "dWh", "db"};
+    int64_t cnt[] = {N * T * D, N * H, D * H, H * H, H};
+    for (int i = 0; i < 5; i++) {
+        snprintf(what, sizeof what, "[ref] %s %s", nm, names[i]);
+        grad_check_d(what, pd[i], ad[i], cnt[i], 1e-5, loss_d, &g, 1e-8, 1e-7);
+    }
+
+    /* (c) kernel backward vs central differences of the kernel forward */
+    float *fx = alloc_f(N * T * D), *fh0 = alloc_f(N * H), *fwx = alloc_f(D * H), *fwh = alloc_f(H * H),
+          *fb = alloc_f(H);
+    float *ws = step ? workspace_step(N, H) : workspace_seq(N, T, H);
+    loss_f(&g);
+    if (step)
+        CHECK_STATUS(rnncore_rnn_step_backward(fx, fh0, fwx, fwh, fb, ws, p.dhs, p.xs, p.h0, g.hs, p.wx, p.wh,
+                                               N, D, H), RNNCORE_OK);
+    else
+        CHECK_STATUS(rnncore_rnn_backward(fx, fh0, fwx, fwh, fb, ws, p.dhs, p.dhl, p.xs, p.h0, g.hs, p.wx, p.wh,
+                                          N, T, D, H), RNNCORE_OK);
+    float *pf[] = {p.xs, p.h0, p.wx, p.wh, p.b};
+    float *af[] = {fx, fh0, fwx, fwh, fb};
+    for (int i = 0; i < 5; i++) {
+        snprintf(what, sizeof what, "[f32] %s %s", nm, names[i]);
+        grad_check_f(what, pf[i], af[i], cnt[i], 1e-2, loss_f, &g, 5e-4, 5e-3);
+    }
+    free(dx); free(dh0); free(dwx); free(dwh); free(db); free(fx); free(fh0); free(fwx); free(fwh); free(fb);
+    free(ws); free(g.hs); free(g.hl); free(g.hs_d); free(g.hl_d);
+    problem_free(&p);
+}
+
+/* ---- the textbook cross-check ------------------------------------------------------------------------------
+ * TimeRNN is T RNN layers sharing weights: running rnncore_rnn_step_forward T times, then
+ * rnncore_rnn_step_backward T times in reverse (dh_next = dhs[:,t] + dh carried from step t+1, parameter grads
+ * summed over steps) must reproduce rnncore_rnn_forward/backward within float32 rounding. Fixed small weights. */
+static void test_textbook_crosscheck(void) {
+    enum { N = 2, T = 6, D = 3, H = 4 };
+    printf("rnn textbook cross-check: sequence kernels == %d step kernels (N=%d D=%d H=%d)\n", T, N, D, H);
+    float xs[N * T * D], h0[N * H], wx[D * H], wh[H * H], b[H], dhs[N * T * H], dhl[N * H];
+    for (int i = 0; i < N * T * D; i++) xs[i] = (float)sin(0.37 * i);
+    for (int i = 0; i < N * H; i++) { h0[i] = (float)(0.1 * cos(i)); dhl[i] = (float)(0.5 * sin(1.3 * i)); }
+    for (int i = 0; i < D * H; i++) wx[i] = 0.1f * (float)(i % 7 - 3);
+    for (int i = 0; i < H * H; i++) wh[i] = 0.05f * (float)(i % 5 - 2);
+    for (int i = 0; i < H; i++) b[i] = 0.01f * (float)i;
+    for (int i = 0; i < N * T * H; i++) dhs[i] = (float)cos(0.7 * i);
+
+    float hs[N * T * H], hl[N * H], dxs[N * T * D], dh0[N * H], dwx[D * H] = {0}, dwh[H * H] = {0}, db[H] = {0};
+    float *ws = workspace_seq(N, T, H);
+    CHECK_STATUS(rnncore_rnn_forward(hs, hl, xs, h0, wx, wh, b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, dwx, dwh, db, ws, dhs, dhl, xs, h0, hs, wx, wh, N, T, D, H),
+                 RNNCORE_OK);
+
+    /* per-step layers: x_t, h_t are (N,D), (N,H) slices gathered out of the batch-major sequence */
+    float x_t[T][N * D], h_t[T][N * H], hs2[N * T * H], dxs2[N * T * D];
+    float dwx2[D * H] = {0}, dwh2[H * H] = {0}, db2[H] = {0}, dh[N * H], dhn[N * H], dx_t[N * D];
+    float *ws1 = workspace_step(N, H);
+    for (int t = 0; t < T; t++) {
+        for (int n = 0; n < N; n++) memcpy(x_t[t] + n * D, xs + (n * T + t) * D, D * sizeof(float));
+        CHECK_STATUS(rnncore_rnn_step_forward(h_t[t], x_t[t], t ? h_t[t - 1] : h0, wx, wh, b, N, D, H), RNNCORE_OK);
+        for (int n = 0; n < N; n++) memcpy(hs2 + (n * T + t) * H, h_t[t] + n * H, H * sizeof(float));
+    }
+    memcpy(dh, dhl, sizeof dh);
+    for (int t = T - 1; t >= 0; t--) {
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < H; j++) dhn[n * H + j] = dhs[(n * T + t) * H + j] + dh[n * H + j];
+        CHECK_STATUS(rnncore_rnn_step_backward(dx_t, dh, dwx2, dwh2, db2, ws1, dhn, x_t[t], t ? h_t[t - 1] : h0,
+                                               h_t[t], wx, wh, N, D, H), RNNCORE_OK);
+        for (int n = 0; n < N; n++) memcpy(dxs2 + (n * T + t) * D, dx_t + n * D, D * sizeof(float));
+    }
+    /* a handful of float32 roundings per element, magnitudes ~1: 1e-6 abs + 1e-5 rel */
+    check_close_ff("textbook hs (steps vs sequence)", hs2, hs, N * T * H, 1e-6, 1e-5);
+    check_close_ff("textbook dxs", dxs2, dxs, N * T * D, 1e-6, 1e-5);
+    check_close_ff("textbook dh0", dh, dh0, N * H, 1e-6, 1e-5);
+    check_close_ff("textbook dWx", dwx2, dwx, D * H, 1e-6, 1e-5);
+    check_close_ff("textbook dWh", dwh2, dwh, H * H, 1e-6, 1e-5);
+    check_close_ff("textbook db", db2, db, H, 1e-6, 1e-5);
+    free(ws); free(ws1);
+}
+
+int main(void) {
+    /* step: general, N=1, D≠H both ways, no h_prev / no bias, a larger BLAS-sized shape */
+    test_step_vs_ref(3, 4, 6, 1, 1, 1);
+    test_step_vs_ref(1, 5, 3, 1, 1, 2);
+    test_step_vs_ref(4, 1, 7, 0, 1, 3);
+    test_step_vs_ref(2, 6, 6, 0, 0, 4);
+    test_step_vs_ref(16, 64, 128, 1, 1, 5);
+    /* sequence: general, N=1, T=1, D≠H, NULL optionals, larger */
+    test_seq_vs_ref(3, 5, 4, 6, 1, 1, 1, 11);
+    test_seq_vs_ref(1, 1, 3, 5, 1, 1, 1, 12);
+    test_seq_vs_ref(1, 7, 8, 2, 0, 1, 0, 13);
+    test_seq_vs_ref(2, 1, 2, 9, 0, 0, 1, 14);
+    test_seq_vs_ref(4, 3, 5, 5, 1, 0, 0, 15);
+    test_seq_vs_ref(8, 20, 32, 64, 1, 1, 1, 16);
+    test_null_means_zero();
+    test_grad_checks(1, 2, 1, 3, 4, 21);
+    test_grad_checks(0, 2, 4, 3, 5, 22);
+    test_grad_checks(0, 1, 1, 2, 3, 23);
+    test_textbook_crosscheck();
+    return test_finish("test_rnn");
+}

@@ -1,0 +1,185 @@
+/*
+ * test_softmax.c — rnncore_softmax_cross_entropy (fused mean loss + gradient) and rnncore_softmax_forward.
+ *
+ *  (a) kernels vs the double reference: V = 2 .. 10000, ignore_index, dloss scaling, count, NULL dlogits;
+ *  (b) the reference gradient vs central differences of the reference loss (double, eps 1e-5);
+ *  (c) the kernel gradient vs central differences of the kernel loss (eps 1e-2);
+ *  in place (dlogits == logits), ignored rows (zero gradient, not counted, also in place), K = 0,
+ *  numerical stability with logits ~ ±1e4, and non-finite logits reported as RNNCORE_ERR_NON_FINITE.
+ */
+#include "test_util.h"
+#include "reference.h"
+
+#define U32 0x1.0p-24 /* float32 unit roundoff */
+
+/* Tolerances for (a). A row's log-sum-exp sums V exponentials; in float32 that sum carries a relative error up
+ * to ~V·u, which becomes an absolute error ~V·u in the loss and a relative error ~V·u in every probability.
+ * The loss is accumulated in double over rows, so it adds nothing that grows with M. The logits themselves are
+ * only known to u·|z|: with |z| ~ 1e4 one rounding of a logit (or of max + log Σ) is ~6e-4, so a stable
+ * kernel is allowed Z = 4·u·max|z| on top. Hence
+ *   loss:    2·V·u + 8u + Z  absolute,  8u relative
+ *   dlogits: (|dloss|/K)·8u absolute (tiny probabilities), 2·(V+8)·u + Z relative. */
+static void test_ce_vs_ref(int64_t M, int64_t V, int32_t ignore_index, int n_ignored, float dloss, double center,
+                           double spread, uint64_t seed) {
+    printf("softmax_cross_entropy M=%lld V=%lld ignore=%d (%d rows) dloss=%g logits %g±%g\n", (long long)M,
+           (long long)V, (int)ignore_index, n_ignored, (double)dloss, center, spread);
+    rng_t r = {seed};
+    float *z = alloc_f(M * V), *dz = alloc_f(M * V);
+    int32_t *tg = malloc((size_t)M * sizeof *tg);
+    assert(tg);
+    fill_f(z, M * V, &r, center - spread, center + spread);
+    for (int64_t m = 0; m < M; m++) {
+        tg[m] = rng_int(&r, (int32_t)V);
+        if (tg[m] == ignore_index) tg[m] = (tg[m] + 1) % (int32_t)V; /* only the rows chosen below are skipped */
+    }
+    for (int i = 0; i < n_ignored; i++) tg[(i * 3 + 1) % M] = ignore_index;
+    fill_const_f(dz, M * V, NAN);
+    double *zd = to_d(z, M * V), *dzd = alloc_d(M * V), loss = NAN, loss_d = NAN;
+    int64_t K = -1, K_d = -1;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, &K, dz, z, tg, M, V, ignore_index, dloss), RNNCORE_OK);
+    ref_softmax_cross_entropy(&loss_d, &K_d, dzd, zd, tg, M, V, ignore_index, dloss);
+    CHECK(K == K_d);
+    CHECK(isfinite(loss));
+    double zmax = 0;
+    for (int64_t i = 0; i < M * V; i++) zmax = fmax(zmax, fabs(z[i]));
+    double Z = 4 * U32 * zmax;
+    check_close_dd("softmax_cross_entropy loss", &loss, &loss_d, 1, 2.0 * (double)V * U32 + 8 * U32 + Z, 8 * U32);
+    double ta = K_d > 0 ? fabs(dloss) / (double)K_d * 8 * U32 : 0, tr = 2.0 * (double)(V + 8) * U32 + Z;
+    check_close_fd("softmax_cross_entropy dlogits", dz, dzd, M * V, ta, tr);
+    int ignored_zero = 1;
+    for (int64_t m = 0; m < M; m++)
+        if (tg[m] == ignore_index)
+            for (int64_t v = 0; v < V; v++) ignored_zero &= dz[m * V + v] == 0.0f;
+    CHECK(ignored_zero);
+
+    /* loss only (dlogits NULL, count NULL) gives the same loss */
+    double loss2 = NAN;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss2, NULL, NULL, z, tg, M, V, ignore_index, dloss), RNNCORE_OK);
+    CHECK(loss2 == loss);
+
+    /* in place: the gradient overwrites the logits, equal to the out-of-place result (ignored rows too) */
+    float *zi = alloc_f(M * V);
+    memcpy(zi, z, (size_t)(M * V) * sizeof *zi);
+    double loss3 = NAN; int64_t K3 = -1;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss3, &K3, zi, zi, tg, M, V, ignore_index, dloss), RNNCORE_OK);
+    CHECK(loss3 == loss && K3 == K);
+    check_close_ff("softmax_cross_entropy in place vs out", zi, dz, M * V, 0, 0);
+    free(z); free(dz); free(tg); free(zd); free(dzd); free(zi);
+}
+
+/* Every row ignored: K = 0, loss 0, gradient all zeros, status OK. */
+static void test_ce_all_ignored(void) {
+    printf("softmax_cross_entropy with every row ignored\n");
+    float z[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, dz[3 * 4];
+    int32_t tg[3] = {-100, -100, -100};
+    double loss = NAN; int64_t K = -1;
+    fill_const_f(dz, 12, NAN);
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, &K, dz, z, tg, 3, 4, -100, 1.0f), RNNCORE_OK);
+    CHECK(K == 0 && loss == 0.0 && all_equal_f(dz, 12, 0.0f));
+}
+
+/* Non-finite logits: outputs still written, RNNCORE_ERR_NON_FINITE returned. */
+static void test_ce_non_finite(void) {
+    printf("softmax_cross_entropy non-finite logits\n");
+    float z[2 * 3] = {0.5f, NAN, 1.0f, 0.1f, 0.2f, 0.3f}, dz[6];
+    int32_t tg[2] = {0, 2};
+    double loss = 0; int64_t K = -1;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, &K, dz, z, tg, 2, 3, RNNCORE_NO_IGNORE_INDEX, 1.0f),
+                 RNNCORE_ERR_NON_FINITE);
+    CHECK(!isfinite(loss) && K == 2);
+    float zi[3] = {INFINITY, 0.0f, 1.0f};
+    int32_t t1[1] = {1};
+    loss = 0;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, NULL, NULL, zi, t1, 1, 3, RNNCORE_NO_IGNORE_INDEX, 1.0f),
+                 RNNCORE_ERR_NON_FINITE);
+    CHECK(!isfinite(loss));
+}
+
+/* ---- gradient checks ----------------------------------------------------------------------------------------- */
+
+typedef struct { float *z; double *zd; const int32_t *tg; int64_t M, V; int32_t ign; float dloss; } ce_ctx;
+
+/* L = dloss · mean loss, so ∂L/∂logits is exactly what the kernel writes to dlogits. */
+static double ce_loss_f(void *v) {
+    ce_ctx *c = v; double l = NAN;
+    rnncore_status s = rnncore_softmax_cross_entropy(&l, NULL, NULL, c->z, c->tg, c->M, c->V, c->ign, c->dloss);
+    assert(s == RNNCORE_OK);
+    return (double)c->dloss * l;
+}
+static double ce_loss_d(void *v) {
+    ce_ctx *c = v; double l = NAN;
+    ref_softmax_cross_entropy(&l, NULL, NULL, c->zd, c->tg, c->M, c->V, c->ign, c->dloss);
+    return (double)c->dloss * l;
+}
+
+/* (b) double, eps 1e-5: truncation ~eps²·L''' ≈ 1e-11, rounding ~1e-16·|L|/eps ≈ 1e-11: 1e-9 abs + 1e-7 rel.
+ * (c) float32 logits, loss summed in double by the kernel: the loss carries ~V·u·|L| ≈ 1e-6 rounding from the
+ * float32 exponentials, which central differences divide by 2·eps = 2e-2 (~5e-5); truncation is
+ * eps²·|L'''|/6 ≲ 2e-5·dloss/K. Entries are O(dloss/K) ≈ 0.3: tol 2e-4 abs + 1e-2 rel. */
+static void test_ce_grad(int64_t M, int64_t V, uint64_t seed) {
+    printf("softmax_cross_entropy gradient checks M=%lld V=%lld\n", (long long)M, (long long)V);
+    rng_t r = {seed};
+    float *z = alloc_f(M * V), *dz = alloc_f(M * V);
+    int32_t *tg = malloc((size_t)M * sizeof *tg);
+    assert(tg);
+    fill_f(z, M * V, &r, -2, 2);
+    for (int64_t m = 0; m < M; m++) tg[m] = m == 1 ? -1 : rng_int(&r, (int32_t)V);
+    ce_ctx c = {z, to_d(z, M * V), tg, M, V, -1, 1.7f};
+    double *dzd = alloc_d(M * V), l;
+    ref_softmax_cross_entropy(&l, NULL, dzd, c.zd, tg, M, V, -1, 1.7f);
+    grad_check_d("[ref] softmax_cross_entropy dlogits", c.zd, dzd, M * V, 1e-5, ce_loss_d, &c, 1e-9, 1e-7);
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&l, NULL, dz, z, tg, M, V, -1, 1.7f), RNNCORE_OK);
+    grad_check_f("[f32] softmax_cross_entropy dlogits", z, dz, M * V, 1e-2, ce_loss_f, &c, 2e-4, 1e-2);
+    free(z); free(dz); free(tg); free(c.zd); free(dzd);
+}
+
+/* ---- softmax forward ------------------------------------------------------------------------------------------ */
+
+/* Probabilities carry ~V·u relative error from the float32 normaliser, plus Z = 4·u·max|z| for huge logits
+ * (see above): 8u abs + (2(V+8)u + Z) rel. */
+static void test_softmax_vs_ref(int64_t M, int64_t V, double center, double spread, uint64_t seed) {
+    printf("softmax_forward M=%lld V=%lld logits %g±%g\n", (long long)M, (long long)V, center, spread);
+    rng_t r = {seed};
+    float *z = alloc_f(M * V), *p = alloc_f(M * V);
+    fill_f(z, M * V, &r, center - spread, center + spread);
+    fill_const_f(p, M * V, NAN);
+    double *zd = to_d(z, M * V), *pd = alloc_d(M * V);
+    CHECK_STATUS(rnncore_softmax_forward(p, z, M, V), RNNCORE_OK);
+    ref_softmax_forward(pd, zd, M, V);
+    double zmax = 0;
+    for (int64_t i = 0; i < M * V; i++) zmax = fmax(zmax, fabs(z[i]));
+    double tr = 2.0 * (double)(V + 8) * U32 + 4 * U32 * zmax;
+    check_close_fd("softmax_forward probs", p, pd, M * V, 8 * U32, tr);
+    double worst = 0;
+    for (int64_t m = 0; m < M; m++) {
+        double s = 0;
+        for (int64_t v = 0; v < V; v++) s += p[m * V + v];
+        if (fabs(s - 1) > worst) worst = fabs(s - 1);
+    }
+    CHECK(worst <= tr);
+    CHECK_STATUS(rnncore_softmax_forward(z, z, M, V), RNNCORE_OK); /* in place */
+    check_close_ff("softmax_forward in place vs out", z, p, M * V, 0, 0);
+    free(z); free(p); free(zd); free(pd);
+}
+
+int main(void) {
+    test_ce_vs_ref(1, 2, RNNCORE_NO_IGNORE_INDEX, 0, 1.0f, 0, 3, 1);      /* N=1, V=2 */
+    test_ce_vs_ref(6, 2, -1, 2, 1.0f, 0, 3, 2);                          /* V=2 with ignored rows */
+    test_ce_vs_ref(9, 13, -100, 3, 2.5f, 0, 4, 3);                       /* dloss scaling */
+    test_ce_vs_ref(8, 11, 0, 2, 1.0f, 0, 4, 4);                          /* ignore_index inside [0, V) */
+    test_ce_vs_ref(16, 50, RNNCORE_NO_IGNORE_INDEX, 0, 0.5f, 0, 8, 5);
+    test_ce_vs_ref(4, 10000, -1, 1, 1.0f, 0, 5, 6);                      /* large vocabulary */
+    test_ce_vs_ref(5, 37, -1, 1, 1.0f, 1e4, 3, 7);                       /* logits ~ +1e4: stable */
+    test_ce_vs_ref(5, 37, -1, 0, 1.0f, -1e4, 3, 8);                      /* logits ~ -1e4 */
+    test_ce_vs_ref(3, 7, -1, 0, 1.0f, 0, 1e4, 9);                        /* spread 1e4: p ~ onehot */
+    test_ce_all_ignored();
+    test_ce_non_finite();
+    test_ce_grad(4, 5, 10);
+    test_ce_grad(1, 2, 11);
+    test_softmax_vs_ref(1, 2, 0, 3, 20);
+    test_softmax_vs_ref(7, 19, 0, 5, 21);
+    test_softmax_vs_ref(3, 10000, 0, 5, 22);
+    test_softmax_vs_ref(4, 33, 1e4, 3, 23);
+    test_softmax_vs_ref(4, 33, -1e4, 1e4, 24);
+    return test_finish("test_softmax");
+}
