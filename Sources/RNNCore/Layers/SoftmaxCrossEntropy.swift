@@ -8,7 +8,7 @@ public final class SoftmaxCrossEntropy {
     /// A target equal to this id is skipped (used for padding); nil when every target counts.
     public var ignoreIndex: Int32?
 
-    private var cache: (logits: Tensor, targets: [Int32])?
+    private var cache: (logits: Tensor, targets: [Int32], ignoreIndex: Int32?)?
 
     /// Creates the layer.
     public init(ignoreIndex: Int32? = nil) { self.ignoreIndex = ignoreIndex }
@@ -26,7 +26,7 @@ public final class SoftmaxCrossEntropy {
                                           Int64(tp.count), Int64(V), ignoreIndex ?? noIgnoreIndex, 1)
         }
         try check(status, "softmax cross-entropy")
-        cache = (logits, targets)
+        cache = (logits, targets, ignoreIndex)
         return (loss, Int(counted))
     }
 
@@ -44,13 +44,14 @@ public final class SoftmaxCrossEntropy {
             return rnncore_softmax_cross_entropy(&loss, &counted, p, p, tp.baseAddress, Int64(tp.count), Int64(V),
                                                  ignoreIndex ?? noIgnoreIndex, dloss)
         }
+        cache = nil  // the logits are gone: a later backward() must not use an older forward
         try check(status, "softmax cross-entropy")
         return (loss, Int(counted))
     }
 
     /// The gradient of `dloss · meanLoss` with respect to the last forward's logits.
     public func backward(dloss: Float = 1) throws(RNNCoreError) -> Tensor {
-        guard let (logits, targets) = cache else { throw .invalidState("softmax cross-entropy backward before forward") }
+        guard let (logits, targets, ignoreIndex) = cache else { throw .invalidState("softmax cross-entropy backward before forward") }
         var grad = logits  // overwritten in place by the kernel (a copy only if logits are still shared)
         var loss = 0.0
         let V = logits.shape.last!

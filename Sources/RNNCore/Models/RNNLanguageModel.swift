@@ -26,6 +26,16 @@ public final class RNNLanguageModel {
         /// The largest vocabulary, embedding, hidden size and layer count a model may have.
         public static let limits = (vocabularySize: 10_000_000, width: 65_536, layers: 64)
 
+        /// The name and shape of every parameter tensor, in a fixed order.
+        public var parameterShapes: [(name: String, shape: [Int])] {
+            let (V, D, H) = (vocabularySize, embeddingSize, hiddenSize)
+            var shapes: [(name: String, shape: [Int])] = [("embedding.weight", [V, D])]
+            for l in 0..<layers {
+                shapes += [("rnn.\(l).wx", [l == 0 ? D : H, H]), ("rnn.\(l).wh", [H, H]), ("rnn.\(l).b", [H])]
+            }
+            return shapes + [("output.weight", [H, V]), ("output.bias", [V])]
+        }
+
         /// Throws unless every size is positive and within ``limits``.
         public func validate() throws(RNNCoreError) {
             let l = Self.limits
@@ -64,16 +74,16 @@ public final class RNNLanguageModel {
             }
             return t
         }
-        let (V, D, H) = (configuration.vocabularySize, configuration.embeddingSize, configuration.hiddenSize)
-        var tensors: [String: Tensor] = ["embedding.weight": normal([V, D], 0.01)]
-        for l in 0..<configuration.layers {
-            let inSize = l == 0 ? D : H
-            tensors["rnn.\(l).wx"] = normal([inSize, H], 1 / Float(inSize).squareRoot())
-            tensors["rnn.\(l).wh"] = normal([H, H], 1 / Float(H).squareRoot())
-            tensors["rnn.\(l).b"] = Tensor(zeros: [H])
+        // Biases start at zero; weights are drawn in parameterShapes order, so a seed fixes every value.
+        var tensors: [String: Tensor] = [:]
+        for (name, shape) in configuration.parameterShapes {
+            let std: Float = switch name {
+            case "embedding.weight": 0.01
+            case _ where name.hasSuffix(".b") || name.hasSuffix(".bias"): 0
+            default: 1 / Float(shape[0]).squareRoot()  // fan-in of a (in, out) weight
+            }
+            tensors[name] = std == 0 ? Tensor(zeros: shape) : normal(shape, std)
         }
-        tensors["output.weight"] = normal([H, V], 1 / Float(H).squareRoot())
-        tensors["output.bias"] = Tensor(zeros: [V])
         try self.init(configuration: configuration, tensors: tensors)
     }
 

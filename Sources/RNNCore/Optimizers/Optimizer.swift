@@ -54,20 +54,29 @@ public final class Adam: Optimizer {
     }
 
     /// Applies one bias-corrected Adam step to every parameter.
+    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when two parameters share a name (their moments are kept by
+    ///   name), or the kernel's error for invalid hyper-parameters; the step count advances only on success.
     public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
-        stepCount += 1
+        var seen = Set<String>()
+        for p in parameters {
+            guard seen.insert(p.name).inserted else {
+                throw .invalidArgument("two parameters are named \(p.name): Adam keeps its moments by name")
+            }
+            if let state = moments[p.name], state.m.shape != p.shape {
+                throw .shapeMismatch("adam state for \(p.name) has shape \(state.m.shape), parameter \(p.shape)")
+            }
+        }
+        let step = stepCount + 1
         var hyper = rnncore_adam_params(lr: learningRate, beta1: beta1, beta2: beta2, eps: epsilon,
                                         weight_decay: weightDecay)
         for p in parameters {
             var state = moments.removeValue(forKey: p.name) ?? (Tensor(zeros: p.shape), Tensor(zeros: p.shape))
-            guard state.m.shape == p.shape else {
-                throw .shapeMismatch("adam state for \(p.name) has shape \(state.m.shape), parameter \(p.shape)")
-            }
             let status = rnncore_adam_step(p.value.writePointer(), state.m.writePointer(), state.v.writePointer(),
-                                           p.gradient.readPointer, Int64(p.value.count), &hyper, stepCount)
+                                           p.gradient.readPointer, Int64(p.value.count), &hyper, step)
             moments[p.name] = state
             try check(status, "adam step (\(p.name))")
         }
+        stepCount = step
     }
 
     /// Restores the moments and step count (from a checkpoint).

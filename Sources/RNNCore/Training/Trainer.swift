@@ -103,16 +103,18 @@ public final class Trainer {
             for batch in 1...batcher.batchesPerEpoch {
                 let (inputs, targets) = batcher.next()
                 parameters.zeroGradients()
-                let (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
+                let loss: Double
+                do {
+                    (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
+                } catch .kernel(.nonFinite, _) {
+                    throw .invalidState("non-finite loss at epoch \(epoch), batch \(batch): training diverged; lower the learning rate or clip harder")
+                }
                 if let clip = options.clipNorm, clip > 0 {
                     do {
                         try clipGradientNorm(parameters, maxNorm: clip)
                     } catch {
                         throw .invalidState("non-finite gradient norm at epoch \(epoch), batch \(batch) (loss \(loss)): training diverged; lower the learning rate or clip harder")
                     }
-                }
-                guard loss.isFinite else {
-                    throw .invalidState("non-finite loss at epoch \(epoch), batch \(batch): training diverged")
                 }
                 try optimizer.step(parameters)
                 lossSum += loss

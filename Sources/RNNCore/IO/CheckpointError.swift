@@ -1,0 +1,110 @@
+/// An error from reading, validating or writing a checkpoint in the safetensors layout.
+///
+/// Reading validates every field of the file, and each way a file can be malformed has its own case, so a corrupted
+/// or hostile file is reported precisely instead of crashing or allocating without bound. Byte offsets count from the
+/// start of the file; "data" means the byte buffer after the header.
+public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file does not exist.
+    case fileNotFound(path: String)
+    /// A file-system call failed; `reason` is the system's explanation.
+    case fileSystem(path: String, reason: String)
+    /// The file has fewer than the 8 bytes of the header-length prefix.
+    case fileTooShort(byteCount: Int)
+    /// The header length prefix exceeds the limit (``SafeTensorsFile/maximumHeaderByteCount``).
+    case headerTooLarge(byteCount: UInt64, limit: Int)
+    /// The header length prefix points beyond the end of the file.
+    case headerBeyondFileEnd(headerByteCount: UInt64, fileByteCount: Int)
+    /// The header is not valid UTF-8 at `byteOffset`.
+    case headerNotUTF8(byteOffset: Int)
+    /// The header is not valid JSON at `byteOffset`.
+    case headerNotJSON(byteOffset: Int, reason: String)
+    /// The header is JSON but not an object.
+    case headerNotObject
+    /// Two header entries have the same name.
+    case duplicateName(String)
+    /// The entry `name` is not an object with exactly `dtype`, `shape` and `data_offsets`.
+    case invalidEntry(name: String, reason: String)
+    /// The entry `name` has a dtype other than `F32` and `I32`.
+    case unsupportedDType(name: String, dtype: String)
+    /// The shape of `name` is not a list of non-negative integers.
+    case invalidShape(name: String, reason: String)
+    /// The element count or byte count of `name` overflows.
+    case shapeOverflow(name: String)
+    /// `data_offsets` of `name` is not `[begin, end]` with integers `0 <= begin <= end`.
+    case invalidDataOffsets(name: String, reason: String)
+    /// The byte range of `name` does not hold exactly `shape`'s element count times the dtype's size.
+    case byteCountMismatch(name: String, expected: Int, actual: Int)
+    /// The byte range of `name` ends at `end`, beyond the `dataByteCount` bytes of data.
+    case dataBeyondFileEnd(name: String, end: Int, dataByteCount: Int)
+    /// The byte ranges, sorted by offset, leave a gap or overlap: `name` begins at `actualBegin`, not `expectedBegin`.
+    case offsetsNotContiguous(name: String, expectedBegin: Int, actualBegin: Int)
+    /// The tensors cover only `coveredByteCount` of the `dataByteCount` bytes of data.
+    case incompleteCoverage(coveredByteCount: Int, dataByteCount: Int)
+    /// `__metadata__` is not an object of string values.
+    case invalidMetadata(reason: String)
+    /// A tensor cannot be named `name` (`__metadata__` is reserved).
+    case reservedName(String)
+    /// When writing: `name`'s shape holds a different number of elements than its values.
+    case elementCountMismatch(name: String, shape: [Int], valueCount: Int)
+    /// A tensor the caller needs is not in the file.
+    case missingTensor(name: String)
+    /// A tensor has another dtype than the caller needs.
+    case dtypeMismatch(name: String, expected: String, actual: String)
+    /// A tensor has another shape than the caller needs.
+    case shapeMismatch(name: String, expected: [Int], actual: [Int])
+
+    /// A one-sentence explanation of the error.
+    public var description: String {
+        switch self {
+        case .fileNotFound(let path):
+            return "No checkpoint at \(path)."
+        case .fileSystem(let path, let reason):
+            return "Cannot access \(path): \(reason)."
+        case .fileTooShort(let count):
+            return "The file has \(count) bytes, fewer than the 8-byte header length."
+        case .headerTooLarge(let count, let limit):
+            return "The header length \(count) exceeds the limit of \(limit) bytes."
+        case .headerBeyondFileEnd(let header, let file):
+            return "The header length \(header) goes beyond the end of the \(file)-byte file."
+        case .headerNotUTF8(let offset):
+            return "The header is not valid UTF-8 at byte offset \(offset)."
+        case .headerNotJSON(let offset, let reason):
+            return "The header is not valid JSON at byte offset \(offset): \(reason)."
+        case .headerNotObject:
+            return "The header is not a JSON object."
+        case .duplicateName(let name):
+            return "The header names \"\(name)\" twice."
+        case .invalidEntry(let name, let reason):
+            return "Tensor \"\(name)\": \(reason)."
+        case .unsupportedDType(let name, let dtype):
+            return "Tensor \"\(name)\" has unsupported dtype \"\(dtype)\" (supported: F32, I32)."
+        case .invalidShape(let name, let reason):
+            return "Tensor \"\(name)\" has an invalid shape: \(reason)."
+        case .shapeOverflow(let name):
+            return "The size of tensor \"\(name)\" overflows."
+        case .invalidDataOffsets(let name, let reason):
+            return "Tensor \"\(name)\" has invalid data_offsets: \(reason)."
+        case .byteCountMismatch(let name, let expected, let actual):
+            return "Tensor \"\(name)\" needs \(expected) bytes but its data_offsets span \(actual)."
+        case .dataBeyondFileEnd(let name, let end, let count):
+            return "Tensor \"\(name)\" ends at data offset \(end), beyond the \(count) bytes of data."
+        case .offsetsNotContiguous(let name, let expected, let actual):
+            let kind = actual > expected ? "a gap" : "an overlap"
+            return "Tensor \"\(name)\" begins at data offset \(actual), not \(expected): \(kind) in the data."
+        case .incompleteCoverage(let covered, let count):
+            return "The tensors cover \(covered) of the \(count) bytes of data."
+        case .invalidMetadata(let reason):
+            return "Invalid __metadata__: \(reason)."
+        case .reservedName(let name):
+            return "\"\(name)\" is reserved and cannot name a tensor."
+        case .elementCountMismatch(let name, let shape, let count):
+            return "Tensor \"\(name)\" has shape \(shape) but \(count) values."
+        case .missingTensor(let name):
+            return "The checkpoint has no tensor \"\(name)\"."
+        case .dtypeMismatch(let name, let expected, let actual):
+            return "Tensor \"\(name)\" has dtype \(actual), expected \(expected)."
+        case .shapeMismatch(let name, let expected, let actual):
+            return "Tensor \"\(name)\" has shape \(actual), expected \(expected)."
+        }
+    }
+}

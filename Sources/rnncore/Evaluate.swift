@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import RNNCore
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Report a trained model's perplexity on a text.")
+
+    @Option(help: "A model written by rnncore train --out.") var model: String
+    @Option(help: "The text to evaluate (UTF-8); tokens missing from the model's vocabulary become <unk> if it has one, otherwise it is an error.")
+    var data: String
+    @Option(help: "Number of parallel streams (1 = exact stateful perplexity over the whole text).") var batch: Int = 1
+    @Option(help: "Window length.") var bptt: Int = 35
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard batch >= 1, bptt >= 1 else { throw ValidationError("--batch and --bptt must be at least 1") }
+    }
+
+    func run() throws {
+        let start = Date()
+        let (lm, vocabulary) = try RNNLanguageModel.load(from: URL(fileURLWithPath: model))
+        let corpus = try Corpus.load(contentsOf: URL(fileURLWithPath: data), vocabulary: vocabulary)
+        guard corpus.count >= 2 else { throw ValidationError("\(data) holds fewer than 2 tokens") }
+        let (loss, count) = try lm.meanLoss(on: corpus.ids, batchSize: batch, bptt: bptt)
+        let seconds = Date().timeIntervalSince(start)
+        if json {
+            let result: [String: Any] = ["perplexity": exp(loss), "loss": loss, "tokens": count, "wall_seconds": seconds]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "perplexity %.3f (mean loss %.4f nats over %d predictions, %.1fs)", exp(loss), loss, count, seconds))
+        }
+    }
+}

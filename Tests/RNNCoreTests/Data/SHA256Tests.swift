@@ -1,0 +1,70 @@
+import Testing
+import RNNCore
+
+@Suite("SHA-256")
+struct SHA256Tests {
+    @Test(
+        "Known test vectors (FIPS 180-4 examples and NIST short messages)",
+        arguments: [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+            (
+                "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+                "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"
+            ),
+            ("The quick brown fox jumps over the lazy dog", "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"),
+        ])
+    func knownVectors(message: String, digest: String) {
+        #expect(SHA256.hash(Array(message.utf8)).hexString == digest)
+    }
+
+    @Test("One million times 'a'")
+    func millionA() {
+        let message = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
+        #expect(SHA256.hash(message).hexString == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test("Padding boundaries: lengths around one and two blocks", arguments: [55, 56, 57, 63, 64, 65, 119, 120, 128])
+    func paddingBoundaries(length: Int) {
+        // Reference digests of `length` bytes of 0x61 ('a'), from Python's hashlib.
+        let reference: [Int: String] = [
+            55: "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318",
+            56: "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a",
+            57: "f13b2d724659eb3bf47f2dd6af1accc87b81f09f59f2b75e5c0bed6589dfe8c6",
+            63: "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34",
+            64: "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
+            65: "635361c48bb9eab14198e76ea8ab7f1a41685d6ad62aa9146d301d4f17eb0ae0",
+            119: "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb",
+            120: "2f3d335432c70b580af0e8e1b3674a7c020d683aa5f73aaaedfdc55af904c21c",
+            128: "6836cf13bac400e9105071cd6af47084dfacad4e5e302c94bfed24e013afb73e",
+        ]
+        let message = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+        #expect(SHA256.hash(message).hexString == reference[length])
+    }
+
+    @Test("Incremental updates give the one-shot digest", arguments: [1, 3, 63, 64, 65, 200])
+    func incremental(chunkSize: Int) {
+        var generator = Xoshiro256StarStar(seed: UInt64(chunkSize))
+        let message = (0..<1000).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        var hasher = SHA256()
+        var start = 0
+        while start < message.count {
+            let end = min(start + chunkSize, message.count)
+            hasher.update(Array(message[start..<end]))
+            start = end
+        }
+        #expect(hasher.finalize() == SHA256.hash(message))
+    }
+
+    @Test("The digest has 32 bytes and renders as 64 lowercase hex digits")
+    func digestFormat() {
+        let digest = SHA256.hash([0x00])
+        #expect(digest.bytes.count == 32)
+        #expect(digest.hexString == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
+        #expect(digest.description == digest.hexString)
+    }
+}
