@@ -95,6 +95,46 @@ static void test_ce_non_finite(void) {
     CHECK(!isfinite(loss));
 }
 
+/* The kernels' vectorised exponential: softmax of the row (0, d) is e^d / (1 + e^d); over d in [-87, 0] its
+ * relative error against double must stay within a few float32 ulps (exp error < 2e-7, division and sum add about
+ * 1e-7 more: tolerance 5e-7). Below -87 the exponential is clamped: the result must stay within 1e-37 of zero. */
+static void test_exp_accuracy(void) {
+    printf("softmax exponential accuracy over [-87, 0] and below\n");
+    enum { R = 20001 };
+    static float z[2 * R];
+    for (int i = 0; i < R; i++) {
+        z[2 * i] = 0.0f;
+        z[2 * i + 1] = -87.0f * (float)i / (float)(R - 1);
+    }
+    CHECK_STATUS(rnncore_softmax_forward(z, z, R, 2), RNNCORE_OK);
+    double worst = 0.0;
+    for (int i = 0; i < R; i++) {
+        const double d = (double)(-87.0f * (float)i / (float)(R - 1));
+        const double ref = exp(d) / (1.0 + exp(d));
+        const double err = fabs((double)z[2 * i + 1] - ref) / ref;
+        worst = err > worst ? err : worst;
+    }
+    printf("  exp relative error: max %.3g (tol 5e-7)\n", worst);
+    CHECK(worst <= 5e-7);
+    float far[3] = {0.0f, -200.0f, -1e30f};
+    CHECK_STATUS(rnncore_softmax_forward(far, far, 1, 3), RNNCORE_OK);
+    CHECK(far[0] == 1.0f && far[1] >= 0.0f && far[1] < 1e-37f && far[2] >= 0.0f && far[2] < 1e-37f);
+}
+
+/* A NaN deep inside a long row (where the vectorised max may pass over it) still makes the loss non-finite. */
+static void test_nan_inside_long_row(void) {
+    printf("softmax_cross_entropy NaN inside a 10000-wide row\n");
+    enum { V = 10000 };
+    static float z[V];
+    for (int v = 0; v < V; v++) z[v] = (float)(v % 7) * 0.1f;
+    z[5003] = NAN;
+    int32_t t[1] = {3};
+    double loss = 0;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, NULL, NULL, z, t, 1, V, RNNCORE_NO_IGNORE_INDEX, 1.0f),
+                 RNNCORE_ERR_NON_FINITE);
+    CHECK(isnan(loss));
+}
+
 /* ---- gradient checks ----------------------------------------------------------------------------------------- */
 
 typedef struct { float *z; double *zd; const int32_t *tg; int64_t M, V; int32_t ign; float dloss; } ce_ctx;
@@ -174,6 +214,8 @@ int main(void) {
     test_ce_vs_ref(3, 7, -1, 0, 1.0f, 0, 1e4, 9);                        /* spread 1e4: p ~ onehot */
     test_ce_all_ignored();
     test_ce_non_finite();
+    test_exp_accuracy();
+    test_nan_inside_long_row();
     test_ce_grad(4, 5, 10);
     test_ce_grad(1, 2, 11);
     test_softmax_vs_ref(1, 2, 0, 3, 20);
