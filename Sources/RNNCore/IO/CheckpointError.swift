@@ -63,9 +63,9 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
         case .fileTooShort(let count):
             return "The file has \(count) bytes, fewer than the 8-byte header length."
         case .headerTooLarge(let count, let limit):
-            return "The header length \(count) exceeds the limit of \(limit) bytes."
+            return "The header length \(count) exceeds the limit of \(limit) bytes: this is not a safetensors checkpoint, or it is damaged."
         case .headerBeyondFileEnd(let header, let file):
-            return "The header length \(header) goes beyond the end of the \(file)-byte file."
+            return "The header length \(header) goes beyond the end of the \(file)-byte file: this is not a safetensors checkpoint, or it is truncated."
         case .headerNotUTF8(let offset):
             return "The header is not valid UTF-8 at byte offset \(offset)."
         case .headerNotJSON(let offset, let reason):

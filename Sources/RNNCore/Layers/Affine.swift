@@ -51,3 +51,6 @@ public final class Affine {
         return dx
     }
 }
+
+/// PyTorch's name for ``Affine``.
+public typealias Linear = Affine

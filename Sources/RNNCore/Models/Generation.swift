@@ -31,7 +31,8 @@ extension RNNLanguageModel {
             throw .invalidArgument("temperature must be a finite number ≥ 0, got \(options.temperature)")
         }
         if let k = options.topK, k < 1 { throw .invalidArgument("top-k must be at least 1, got \(k)") }
-        guard options.excluded.count < configuration.vocabularySize else {
+        let V = configuration.vocabularySize
+        guard options.excluded.count(where: { (0..<Int32(V)).contains($0) }) < V else {
             throw .invalidArgument("every token is excluded")
         }
         var rng = Xoshiro256StarStar(seed: options.seed)
@@ -39,7 +40,6 @@ extension RNNLanguageModel {
         var logits = try self.logits(for: prompt, batchSize: 1)
         var generated: [Int32] = []
         generated.reserveCapacity(count)
-        let V = configuration.vocabularySize
         for _ in 0..<count {
             let row = logits.withUnsafeBufferPointer { Array($0[(logits.count - V)...]) }
             let next = Self.sample(logits: row, options: options, rng: &rng)
@@ -60,9 +60,9 @@ extension RNNLanguageModel {
             candidates.sort { (logits[$0], $1) > (logits[$1], $0) }
             candidates.removeLast(candidates.count - k)
         }
-        let scaled = candidates.map { Double(logits[$0]) / options.temperature }
-        let top = scaled.max()!
-        let weights = scaled.map { exp($0 - top) }
+        // Shift before dividing: the best candidate gets weight exp(0) = 1 even for a vanishing temperature.
+        let top = candidates.map { Double(logits[$0]) }.max()!
+        let weights = candidates.map { exp((Double(logits[$0]) - top) / options.temperature) }
         var threshold = rng.nextDouble() * weights.reduce(0, +)
         for (index, weight) in zip(candidates, weights) {
             threshold -= weight
