@@ -50,9 +50,16 @@ static inline float exp_nonpositive(float d) {
     return p * scale.f;
 }
 
-/* out[v] = e^(row[v] - mx) for v < V (out may equal row). One plain loop: the compiler vectorises it. */
+/* out[v] = e^(row[v] - mx) for v < V; out may equal row. Plain loops that the compiler vectorises; the in-place
+ * case has its own loop because a compiler's run-time overlap check sends out == row to the scalar fallback. */
 RC_NOINLINE static void exp_shifted(float *out, const float *row, int64_t V, float mx) {
-    for (int64_t v = 0; v < V; v++) out[v] = exp_nonpositive(row[v] - mx);
+    if (out == row) {
+        for (int64_t v = 0; v < V; v++) out[v] = exp_nonpositive(out[v] - mx);
+    } else {
+        float *restrict o = out;
+        const float *restrict r = row;
+        for (int64_t v = 0; v < V; v++) o[v] = exp_nonpositive(r[v] - mx);
+    }
 }
 
 /* Σ_v x[v] accumulated in double, in eight lanes (a fixed order: the result does not depend on the machine). */
