@@ -217,6 +217,19 @@ RNNCORE_API rnncore_status rnncore_softmax_forward(
     const float *logits,    /* (M,V) */
     int64_t M, int64_t V);
 
+/* ---- matrix product ---------------------------------------------------------------------------------------- */
+
+/* C = alpha·op(A)·op(B) + beta·C, row-major, through the BLAS the library was built with (the GEMM every kernel
+ * above uses; benchmarks measure its peak with this). op(A) is (M,K): A is (M,K), or (K,M) when trans_a != 0;
+ * op(B) is (K,N): B is (K,N), or (N,K) when trans_b != 0. C is (M,N) and must not overlap A or B. */
+RNNCORE_API rnncore_status rnncore_sgemm(
+    float *c,               /* (M,N) out: overwritten when beta == 0, else scaled and accumulated */
+    const float *a,         /* (M,K) or (K,M) */
+    const float *b,         /* (K,N) or (N,K) */
+    int64_t M, int64_t N, int64_t K,
+    int trans_a, int trans_b,
+    float alpha, float beta);
+
 /* ---- optimizers -------------------------------------------------------------------------------------------- */
 
 /* param -= lr * grad. */

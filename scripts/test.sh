@@ -12,3 +12,6 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 
 echo "== Swift: swift test"
 swift test
+
+echo "== Benchmark smoke run: rnncore bench --config BOOK --steps 3"
+"$(swift build --show-bin-path)/rnncore" bench --config BOOK --steps 3 --warmup 1

@@ -6,6 +6,6 @@ struct RNNCoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rnncore",
         abstract: "Train, evaluate and sample recurrent neural network language models on the CPU.",
-        subcommands: [Train.self, Evaluate.self, Generate.self, Download.self]
+        subcommands: [Train.self, Evaluate.self, Generate.self, Download.self, Bench.self]
     )
 }

@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import RNNCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a training step and a forward step, and compare with numpy and PyTorch on this machine.",
+        discussion: """
+        For each configuration: the median over --steps steps (after --warmup) of a full training step (forward, \
+        backward, global-norm clipping at 0.25, SGD update) and of a forward-only step; tokens per second; the \
+        step's GFLOP/s as a fraction of a cblas_sgemm peak measured in the same run. Then the peers in \
+        benchmarks/ (the textbook's numpy layers, PyTorch if installed) run the same configuration one after \
+        another, and their ratios to RNNCore are printed. Configurations (V, D, H, N, T): \
+        BOOK 10000 100 100 10 5, W100 10000 100 100 20 35, W650 10000 650 650 20 35, C512 65 512 512 64 64.
+        """)
+
+    @Option(name: .customLong("config"), help: "BOOK, W100, W650 or C512; repeat for several (default: all).")
+    var configs: [BenchConfig] = BenchConfig.allCases
+    @Option(help: "Timed steps per measurement.") var steps: Int = 20
+    @Option(help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
+    @Option(help: "Peers to run: numpy, torch, or none (comma-separated).") var peers: String = "numpy,torch"
+    @Option(name: .customLong("peers-dir"), help: "Where the peer scripts are (default: ./benchmarks).")
+    var peersDirectory: String?
+    @Flag(help: "Print one JSON object with every result.") var json = false
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        for peer in peerList where !["numpy", "torch"].contains(peer) {
+            throw ValidationError("unknown peer \(peer): use numpy, torch or none")
+        }
+    }
+
+    private var peerList: [String] {
+        peers == "none" ? [] : peers.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+    }
+
+    func run() throws {
+        let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
+        let peak = try measureSGEMMPeak()
+        log(String(format: "sgemm peak: %.1f GFLOP/s (1024×1024×1024, best of 5)", peak))
+        var results: [[String: Any]] = []
+        for config in configs {
+            let ours = try BenchRunner(config: config, steps: steps, warmup: warmup).run()
+            var entry: [String: Any] = [
+                "config": config.rawValue, "V": config.sizes.V, "D": config.sizes.D, "H": config.sizes.H,
+                "N": config.sizes.N, "T": config.sizes.T,
+                "rnncore": ours.dictionary(peak: peak),
+            ]
+            log("")
+            log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T))")
+            log("  impl               train ms   train tok/s   fwd ms   fwd tok/s   rnncore faster: train    fwd")
+            log(ours.row(name: "rnncore", trainRatio: 1, forwardRatio: 1))
+            log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB",
+                       ours.trainGFLOPS, 100 * ours.trainGFLOPS / peak, ours.peakResidentMiB))
+            for peer in peerList {
+                let result = runPeer(peer, config: config)
+                entry[peer] = result
+                if let train = (result["train_step_ms"] as? [String: Any])?["median"] as? Double,
+                   let forward = (result["forward_ms"] as? [String: Any])?["median"] as? Double {
+                    let t = config.sizes.tokens
+                    log("  " + peer.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %9.2f  %12.0f  %7.2f  %10.0f  %22.2fx  %5.2fx", train,
+                               t / train * 1000, forward, t / forward * 1000, train / ours.trainMilliseconds,
+                               forward / ours.forwardMilliseconds))
+                } else {
+                    log("  \(peer): skipped — \(result["skipped"] as? String ?? "no result")")
+                }
+            }
+            results.append(entry)
+        }
+        if json {
+            let object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+
+    /// Runs one peer script and returns its JSON object, or `["skipped": reason]`.
+    private func runPeer(_ peer: String, config: BenchConfig) -> [String: Any] {
+        let script = peer == "numpy" ? "numpy_rnnlm.py" : "torch_rnnlm.py"
+        let directory = peersDirectory ?? "benchmarks"
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(script).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            return ["skipped": "\(path) not found (run from the repository root or pass --peers-dir)"]
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", path, "--config", config.rawValue, "--steps", String(steps),
+                             "--warmup", String(warmup), "--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            return ["skipped": "cannot start python3: \(error)"]
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+              let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else {
+            return ["skipped": "\(script) failed (exit \(process.terminationStatus))"]
+        }
+        return object
+    }
+}
+
+/// The benchmark configurations.
+enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
+    case BOOK, W100, W650, C512
+
+    init?(argument: String) { self.init(rawValue: argument.uppercased()) }
+
+    var sizes: (V: Int, D: Int, H: Int, N: Int, T: Int, tokens: Double) {
+        switch self {
+        case .BOOK: (10000, 100, 100, 10, 5, 50)
+        case .W100: (10000, 100, 100, 20, 35, 700)
+        case .W650: (10000, 650, 650, 20, 35, 700)
+        case .C512: (65, 512, 512, 64, 64, 4096)
+        }
+    }
+
+    /// Multiply-add FLOPs of one forward pass: the input projection, the recurrence and the output projection.
+    var forwardFLOPs: Double {
+        let s = sizes
+        return 2 * s.tokens * Double(s.D * s.H + s.H * s.H + s.H * s.V)
+    }
+}
+
+/// Times RNNCore on one configuration.
+struct BenchRunner {
+    let config: BenchConfig
+    let steps: Int
+    let warmup: Int
+
+    struct Result {
+        var trainMilliseconds: Double
+        var trainMinimum: Double
+        var forwardMilliseconds: Double
+        var forwardMinimum: Double
+        var trainGFLOPS: Double
+        var forwardGFLOPS: Double
+        var peakResidentMiB: Double
+        var tokens: Double
+
+        func row(name: String, trainRatio: Double, forwardRatio: Double) -> String {
+            "  " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %9.2f  %12.0f  %7.2f  %10.0f  %22.2fx  %5.2fx", trainMilliseconds,
+                   tokens / trainMilliseconds * 1000, forwardMilliseconds, tokens / forwardMilliseconds * 1000,
+                   trainRatio, forwardRatio)
+        }
+
+        func dictionary(peak: Double) -> [String: Any] {
+            [
+                "train_step_ms": ["median": trainMilliseconds, "min": trainMinimum],
+                "forward_ms": ["median": forwardMilliseconds, "min": forwardMinimum],
+                "train_tokens_per_s": tokens / trainMilliseconds * 1000,
+                "forward_tokens_per_s": tokens / forwardMilliseconds * 1000,
+                "train_gflops": trainGFLOPS, "forward_gflops": forwardGFLOPS,
+                "train_fraction_of_sgemm_peak": trainGFLOPS / peak,
+                "peak_rss_mib": peakResidentMiB,
+            ]
+        }
+    }
+
+    func run() throws -> Result {
+        let s = config.sizes
+        let model = try RNNLanguageModel(
+            configuration: .init(vocabularySize: s.V, embeddingSize: s.D, hiddenSize: s.H), seed: 1)
+        var rng = Xoshiro256StarStar(seed: 7)
+        let count = s.N * s.T
+        let ids = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
+        let targets = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
+        let parameters = model.parameters
+        let sgd = SGD(learningRate: 0.1)
+
+        func trainStep() throws {
+            parameters.zeroGradients()
+            _ = try model.lossAndGradients(ids: ids, targets: targets, batchSize: s.N)
+            try clipGradientNorm(parameters, maxNorm: 0.25)
+            try sgd.step(parameters)
+        }
+        func forwardStep() throws { _ = try model.loss(ids: ids, targets: targets, batchSize: s.N) }
+
+        let train = try Self.time(trainStep, steps: steps, warmup: warmup)
+        let forward = try Self.time(forwardStep, steps: steps, warmup: warmup)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Result(
+            trainMilliseconds: train.median, trainMinimum: train.minimum,
+            forwardMilliseconds: forward.median, forwardMinimum: forward.minimum,
+            trainGFLOPS: 3 * config.forwardFLOPs / (train.median * 1e6),
+            forwardGFLOPS: config.forwardFLOPs / (forward.median * 1e6),
+            peakResidentMiB: Double(usage.ru_maxrss) / 1024, tokens: s.tokens)
+    }
+
+    /// Median and minimum milliseconds of `body` over `steps` calls after `warmup` untimed ones.
+    static func time(_ body: () throws -> Void, steps: Int, warmup: Int) throws -> (median: Double, minimum: Double) {
+        for _ in 0..<warmup { try body() }
+        var samples: [Double] = []
+        for _ in 0..<steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        samples.sort()
+        let median = samples.count % 2 == 1 ? samples[samples.count / 2]
+            : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
+        return (median, samples[0])
+    }
+}
+
+/// GFLOP/s of a 1024³ single-precision matrix product through the library's GEMM, best of 5 after a warm-up.
+func measureSGEMMPeak() throws -> Double {
+    var rng = Xoshiro256StarStar(seed: 3)
+    let n = 1024
+    let a = try Tensor(shape: [n, n], scalars: (0..<n * n).map { _ in rng.nextFloat() - 0.5 })
+    let b = try Tensor(shape: [n, n], scalars: (0..<n * n).map { _ in rng.nextFloat() - 0.5 })
+    _ = try matmul(a, b)
+    let (_, best) = try BenchRunner.time({ _ = try matmul(a, b) }, steps: 5, warmup: 0)
+    return 2 * Double(n * n * n) / (best * 1e6)
+}

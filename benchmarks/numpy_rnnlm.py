@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""numpy peer for `rnncore bench`: the textbook SimpleRnnlm (float32).
+
+Times, per step, with time.perf_counter:
+  * a training step: forward + mean cross-entropy, backward, global-norm
+    gradient clipping at 0.25, SGD update (lr 0.1);
+  * a forward-only step: forward + mean cross-entropy.
+
+The RNN is stateful: its hidden state is carried from one window of T steps
+to the next (truncated BPTT).  Data are uniform random token ids (seeded),
+read as N parallel streams like the textbook's RNNLM trainer.  Building a
+batch is not part of the timed step.
+
+Usage:
+  python3 benchmarks/numpy_rnnlm.py --config BOOK [--steps K] [--warmup W] [--json] [--seed S]
+"""
+
+import io
+import contextlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import peer_common as pc  # noqa: E402
+from textbook_layers import SGD, SimpleRnnlm, clip_grads  # noqa: E402
+
+
+def blas_info():
+    """Runtime BLAS description: threadpoolctl when installed, otherwise
+    numpy's build configuration, otherwise "unknown"."""
+    try:
+        from threadpoolctl import threadpool_info
+        libs = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        if libs:
+            parts = []
+            for d in libs:
+                parts.append("%s %s (%s, %s threads, arch %s)" % (
+                    d.get("internal_api"), d.get("version"), d.get("threading_layer"),
+                    d.get("num_threads"), d.get("architecture")))
+            return "; ".join(parts)
+    except Exception:
+        pass
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        if blas:
+            s = "%s %s" % (blas.get("name", "?"), blas.get("version", "?"))
+            extra = blas.get("openblas configuration")
+            if extra:
+                s += " [%s]" % extra.strip()
+            return s
+    except Exception:
+        pass
+    try:  # numpy < 1.26: show_config only prints
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            np.show_config()
+        text = buf.getvalue()
+        for line in text.splitlines():
+            if "libraries" in line and ("blas" in line.lower() or "mkl" in line.lower()):
+                return line.strip()
+    except Exception:
+        pass
+    return "unknown"
+
+
+class Batches:
+    """Consecutive (xs, ts) windows of N parallel streams over the corpus."""
+
+    def __init__(self, corpus, N, T):
+        self.data = np.asarray(corpus, dtype=np.int64)
+        self.N, self.T = N, T
+        size = len(self.data)
+        self.base = (np.asarray(pc.stream_offsets(N, size))[:, None]
+                     + np.arange(T)[None, :])          # (N, T)
+        self.size = size
+        self.pos = 0
+
+    def next(self):
+        idx = (self.base + self.pos) % self.size
+        xs = self.data[idx]
+        ts = self.data[(idx + 1) % self.size]
+        self.pos += self.T
+        return xs, ts
+
+
+def run(args):
+    name = args.config
+    V, D, H, N, T = pc.CONFIGS[name]
+
+    model = SimpleRnnlm(V, D, H, seed=args.seed)
+    optimizer = SGD(lr=pc.LEARNING_RATE)
+    batches = Batches(pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+
+    state = {"loss": float("nan")}
+
+    def train_step(xs, ts):
+        loss = model.forward(xs, ts)
+        model.backward()
+        clip_grads(model.grads, pc.CLIP_NORM)
+        optimizer.update(model.params, model.grads)
+        state["loss"] = float(loss)
+
+    def forward_step(xs, ts):
+        return model.forward(xs, ts)
+
+    def timed(step, count):
+        # the batch is built outside the timed region
+        seconds = []
+        for _ in range(count):
+            xs, ts = batches.next()
+            seconds += pc.time_steps(lambda: step(xs, ts), 1)
+        return seconds
+
+    timed(train_step, args.warmup)
+    train_s = timed(train_step, args.steps)
+    timed(forward_step, args.warmup)
+    fwd_s = timed(forward_step, args.steps)
+
+    train_ms = pc.summarize(train_s)
+    fwd_ms = pc.summarize(fwd_s)
+    return {
+        "impl": "numpy-textbook",
+        "config": name,
+        "V": V, "D": D, "H": H, "N": N, "T": T,
+        "train_step_ms": train_ms,
+        "forward_ms": fwd_ms,
+        "train_tokens_per_s": pc.tokens_per_s(N, T, train_ms["median"]),
+        "forward_tokens_per_s": pc.tokens_per_s(N, T, fwd_ms["median"]),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "dtype": str(model.params[0].dtype),
+        "last_loss": state["loss"],
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "env": pc.env_info(),
+    }
+
+
+def main(argv=None):
+    args = pc.parse_args("numpy textbook RNNLM benchmark peer", argv)
+    pc.emit(run(args), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

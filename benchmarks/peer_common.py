@@ -1,0 +1,112 @@
+"""Shared pieces of the benchmark peer scripts (standard library only).
+
+Both peers (numpy_rnnlm.py, torch_rnnlm.py) use the same configurations, the
+same command line, the same synthetic data (generated with Python's
+``random`` so that it does not depend on numpy or torch) and the same way of
+summarising and printing timings.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+
+# name -> (V, D, H, N, T)
+CONFIGS = {
+    "BOOK": (10000, 100, 100, 10, 5),
+    "W100": (10000, 100, 100, 20, 35),
+    "W650": (10000, 650, 650, 20, 35),
+    "C512": (65, 512, 512, 64, 64),
+}
+
+CLIP_NORM = 0.25
+LEARNING_RATE = 0.1
+
+ENV_KEYS = ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def parse_args(description, argv=None):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", required=True, type=str.upper, choices=sorted(CONFIGS),
+                   help="model/batch configuration (V, D, H, N, T)")
+    p.add_argument("--steps", type=int, default=20,
+                   help="timed steps for each of training and forward-only (default 20)")
+    p.add_argument("--warmup", type=int, default=3,
+                   help="untimed warm-up steps before each timed phase (default 3)")
+    p.add_argument("--json", action="store_true",
+                   help="print exactly one JSON object on stdout")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation")
+    args = p.parse_args(argv)
+    if args.steps < 1:
+        p.error("--steps must be >= 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
+    return args
+
+
+def make_corpus(vocab_size, length, seed):
+    """Uniform random token ids in [0, vocab_size), reproducible from seed."""
+    rng = random.Random(seed)
+    return [rng.randrange(vocab_size) for _ in range(length)]
+
+
+def corpus_length(N, T):
+    """Long enough that the N parallel streams do not overlap for a good many
+    windows; streams wrap around modulo the length afterwards."""
+    return max(N * T * 64, 20000) + 1
+
+
+def stream_offsets(N, length):
+    """Start of each of the N parallel streams (textbook RNNLM trainer):
+    stream i starts at i * ((length - 1) // N)."""
+    jump = (length - 1) // N
+    return [i * jump for i in range(N)]
+
+
+def env_info():
+    return {k: os.environ.get(k) for k in ENV_KEYS}
+
+
+def time_steps(step, count):
+    """Call step() count times; return per-call wall seconds (perf_counter)."""
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        step()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def summarize(seconds):
+    return {
+        "median": statistics.median(seconds) * 1e3,
+        "min": min(seconds) * 1e3,
+    }
+
+
+def tokens_per_s(N, T, ms_median):
+    return (N * T) / (ms_median / 1e3) if ms_median > 0 else float("inf")
+
+
+def emit(result, as_json):
+    if as_json:
+        print(json.dumps(result))
+        return
+    if "skipped" in result:
+        print("%s: skipped: %s" % (result["impl"], result["skipped"]))
+        return
+    r = result
+    print("%s  config %s  (V=%d D=%d H=%d N=%d T=%d)" %
+          (r["impl"], r["config"], r["V"], r["D"], r["H"], r["N"], r["T"]))
+    print("  train step   median %9.3f ms  min %9.3f ms  %12.0f tokens/s" %
+          (r["train_step_ms"]["median"], r["train_step_ms"]["min"], r["train_tokens_per_s"]))
+    print("  forward only median %9.3f ms  min %9.3f ms  %12.0f tokens/s" %
+          (r["forward_ms"]["median"], r["forward_ms"]["min"], r["forward_tokens_per_s"]))
+    print("  steps %d (warm-up %d each), seed %d, last train loss %.4f" %
+          (r["steps"], r["warmup"], r["seed"], r["last_loss"]))
+    for key in ("numpy", "torch", "threads", "blas"):
+        if key in r:
+            print("  %-7s %s" % (key, r[key]))
+    print("  env     %s" % ", ".join("%s=%s" % (k, v) for k, v in r["env"].items()))

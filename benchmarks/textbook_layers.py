@@ -1,0 +1,361 @@
+"""Textbook-style numpy layers for a simple RNN language model.
+
+These follow the well-known semantics of the layers in "Deep Learning from
+Scratch 2" (Embedding / TimeEmbedding, RNN / TimeRNN, TimeAffine,
+TimeSoftmaxWithLoss, SimpleRnnlm, SGD, clip_grads).  They were written for
+RNNCore's benchmark suite from those semantics; they are intentionally *not*
+optimised: like the textbook they create one layer object per time step,
+allocate per-step gradient buffers, scatter embedding gradients with
+``np.add.at`` and keep everything in float32.
+
+Conventions (as in the textbook):
+  * every layer has ``params`` and ``grads`` lists; gradients are written into
+    the ``grads`` arrays in place (``g[...] = value``) so that a model's
+    flat ``grads`` list stays valid across steps;
+  * ``forward`` caches what ``backward`` needs;
+  * arrays are float32 unless a caller casts the parameters (the gradient
+    check casts them to float64; activations then follow the parameters'
+    dtype).
+"""
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------
+# single-step layers
+# ---------------------------------------------------------------------------
+
+class Embedding:
+    """Row lookup: out = W[idx]."""
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.idx = None
+
+    def forward(self, idx):
+        W = self.params[0]
+        self.idx = idx
+        return W[idx]
+
+    def backward(self, dout):
+        dW = self.grads[0]
+        dW[...] = 0
+        # repeated ids must accumulate, hence the unbuffered scatter-add
+        np.add.at(dW, self.idx, dout)
+        return None
+
+
+class RNN:
+    """One tanh RNN step: h_next = tanh(h_prev @ Wh + x @ Wx + b)."""
+
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, b = self.params
+        a = np.dot(h_prev, Wh) + np.dot(x, Wx) + b
+        h_next = np.tanh(a)
+        self.cache = (x, h_prev, h_next)
+        return h_next
+
+    def backward(self, dh_next):
+        Wx, Wh, b = self.params
+        x, h_prev, h_next = self.cache
+
+        dt = dh_next * (1 - h_next ** 2)
+        db = np.sum(dt, axis=0)
+        dWh = np.dot(h_prev.T, dt)
+        dh_prev = np.dot(dt, Wh.T)
+        dWx = np.dot(x.T, dt)
+        dx = np.dot(dt, Wx.T)
+
+        self.grads[0][...] = dWx
+        self.grads[1][...] = dWh
+        self.grads[2][...] = db
+        return dx, dh_prev
+
+
+# ---------------------------------------------------------------------------
+# time-distributed layers (inputs shaped (N, T, ...))
+# ---------------------------------------------------------------------------
+
+class TimeEmbedding:
+    """One Embedding layer object per time step; gradients summed over T."""
+
+    def __init__(self, W):
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.layers = None
+
+    def forward(self, xs):
+        W = self.params[0]
+        N, T = xs.shape
+        V, D = W.shape
+        out = np.empty((N, T, D), dtype=W.dtype)
+        self.layers = []
+        for t in range(T):
+            layer = Embedding(W)
+            out[:, t, :] = layer.forward(xs[:, t])
+            self.layers.append(layer)
+        return out
+
+    def backward(self, dout):
+        N, T, D = dout.shape
+        total = 0
+        for t in range(T):
+            layer = self.layers[t]
+            layer.backward(dout[:, t, :])
+            total += layer.grads[0]
+        self.grads[0][...] = total
+        return None
+
+
+class TimeRNN:
+    """T RNN steps sharing (Wx, Wh, b).
+
+    stateful=True carries the last hidden state over to the next forward call
+    (truncated BPTT: the backward pass stops at the window boundary; the
+    gradient that would flow into the carried state is kept in ``self.dh``).
+    """
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.layers = None
+        self.h = None
+        self.dh = None
+        self.stateful = stateful
+
+    def set_state(self, h):
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        D, H = Wx.shape
+
+        self.layers = []
+        hs = np.empty((N, T, H), dtype=Wx.dtype)
+
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=Wx.dtype)
+
+        for t in range(T):
+            layer = RNN(*self.params)
+            self.h = layer.forward(xs[:, t, :], self.h)
+            hs[:, t, :] = self.h
+            self.layers.append(layer)
+        return hs
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        N, T, H = dhs.shape
+        D, H = Wx.shape
+
+        dxs = np.empty((N, T, D), dtype=dhs.dtype)
+        dh = 0
+        grads = [0, 0, 0]
+        for t in reversed(range(T)):
+            layer = self.layers[t]
+            dx, dh = layer.backward(dhs[:, t, :] + dh)
+            dxs[:, t, :] = dx
+            for i, g in enumerate(layer.grads):
+                grads[i] += g
+
+        for i, g in enumerate(grads):
+            self.grads[i][...] = g
+        self.dh = dh
+        return dxs
+
+
+class TimeAffine:
+    """Affine applied to every time step with a single (N*T, H) @ (H, V) matmul."""
+
+    def __init__(self, W, b):
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x = None
+
+    def forward(self, x):
+        N, T, D = x.shape
+        W, b = self.params
+        rx = x.reshape(N * T, -1)
+        out = np.dot(rx, W) + b
+        self.x = x
+        return out.reshape(N, T, -1)
+
+    def backward(self, dout):
+        x = self.x
+        N, T, D = x.shape
+        W, b = self.params
+
+        dout = dout.reshape(N * T, -1)
+        rx = x.reshape(N * T, -1)
+
+        db = np.sum(dout, axis=0)
+        dW = np.dot(rx.T, dout)
+        dx = np.dot(dout, W.T)
+        dx = dx.reshape(*x.shape)
+
+        self.grads[0][...] = dW
+        self.grads[1][...] = db
+        return dx
+
+
+def softmax(x):
+    """Numerically stable softmax over the last axis."""
+    if x.ndim == 2:
+        x = x - x.max(axis=1, keepdims=True)
+        x = np.exp(x)
+        x /= x.sum(axis=1, keepdims=True)
+    elif x.ndim == 1:
+        x = x - np.max(x)
+        x = np.exp(x) / np.sum(np.exp(x))
+    return x
+
+
+class TimeSoftmaxWithLoss:
+    """Softmax cross-entropy averaged over all N*T positions.
+
+    Targets equal to ``ignore_label`` (-1) are masked out, as in the textbook;
+    the benchmark never uses it, so the mean is over exactly N*T positions and
+    the gradient is (p - onehot) / (N*T).
+    """
+
+    def __init__(self):
+        self.params, self.grads = [], []
+        self.cache = None
+        self.ignore_label = -1
+
+    def forward(self, xs, ts):
+        N, T, V = xs.shape
+
+        if ts.ndim == 3:  # one-hot targets
+            ts = ts.argmax(axis=2)
+
+        mask = (ts != self.ignore_label)
+
+        xs = xs.reshape(N * T, V)
+        ts = ts.reshape(N * T)
+        mask = mask.reshape(N * T)
+
+        ys = softmax(xs)
+        ls = np.log(ys[np.arange(N * T), ts])
+        ls *= mask
+        loss = -np.sum(ls)
+        loss /= mask.sum()
+
+        self.cache = (ts, ys, mask, (N, T, V))
+        return loss
+
+    def backward(self, dout=1):
+        ts, ys, mask, (N, T, V) = self.cache
+
+        dx = ys.copy()
+        dx[np.arange(N * T), ts] -= 1
+        dx *= dout
+        dx /= mask.sum()
+        dx *= mask[:, np.newaxis]
+
+        return dx.reshape((N, T, V))
+
+
+# ---------------------------------------------------------------------------
+# model, optimiser, clipping
+# ---------------------------------------------------------------------------
+
+class SimpleRnnlm:
+    """TimeEmbedding -> TimeRNN(stateful) -> TimeAffine -> TimeSoftmaxWithLoss.
+
+    Textbook initialisation (float32):
+      embed W  ~ randn(V, D) / 100
+      rnn Wx   ~ randn(D, H) / sqrt(D)
+      rnn Wh   ~ randn(H, H) / sqrt(H)
+      rnn b    = 0
+      affine W ~ randn(H, V) / sqrt(H)
+      affine b = 0
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, seed=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.RandomState(seed).randn if seed is not None else np.random.randn
+
+        embed_W = (rn(V, D) / 100).astype('f')
+        rnn_Wx = (rn(D, H) / np.sqrt(D)).astype('f')
+        rnn_Wh = (rn(H, H) / np.sqrt(H)).astype('f')
+        rnn_b = np.zeros(H).astype('f')
+        affine_W = (rn(H, V) / np.sqrt(H)).astype('f')
+        affine_b = np.zeros(V).astype('f')
+
+        self.layers = [
+            TimeEmbedding(embed_W),
+            TimeRNN(rnn_Wx, rnn_Wh, rnn_b, stateful=True),
+            TimeAffine(affine_W, affine_b),
+        ]
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.rnn_layer = self.layers[1]
+        self._collect()
+
+    def _collect(self):
+        self.params, self.grads = [], []
+        for layer in self.layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def astype(self, dtype):
+        """Cast every parameter (and gradient buffer) to ``dtype`` in place of
+        the originals and reset the recurrent state.  Used by the float64
+        gradient check."""
+        for layer in self.layers:
+            layer.params[:] = [p.astype(dtype) for p in layer.params]
+            layer.grads[:] = [g.astype(dtype) for g in layer.grads]
+        self._collect()
+        self.reset_state()
+        return self
+
+    def forward(self, xs, ts):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        loss = self.loss_layer.forward(xs, ts)
+        return loss
+
+    def backward(self, dout=1):
+        dout = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def reset_state(self):
+        self.rnn_layer.reset_state()
+
+
+class SGD:
+    """Plain SGD: p -= lr * g."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for i in range(len(params)):
+            params[i] -= self.lr * grads[i]
+
+
+def clip_grads(grads, max_norm):
+    """Global-norm clipping: scale every gradient by max_norm / (norm + 1e-6)
+    when that rate is below 1.  Returns the (pre-clipping) global norm."""
+    total_norm = 0
+    for grad in grads:
+        total_norm += np.sum(grad ** 2)
+    total_norm = np.sqrt(total_norm)
+
+    rate = max_norm / (total_norm + 1e-6)
+    if rate < 1:
+        for grad in grads:
+            grad *= rate
+    return total_norm

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""PyTorch (CPU) peer for `rnncore bench` -- optional.
+
+Same model, data, command line and JSON as numpy_rnnlm.py, built from
+nn.Embedding -> nn.RNN(tanh, one layer, batch_first=True) -> nn.Linear and
+F.cross_entropy (mean over N*T), float32 on the CPU.  The hidden state is
+carried from window to window and detached (truncated BPTT).
+
+Timed per step with time.perf_counter:
+  * training step: zero_grad, forward + loss, backward,
+    torch.nn.utils.clip_grad_norm_(0.25), torch.optim.SGD(lr=0.1).step();
+  * forward-only step: forward + loss under torch.no_grad().
+
+Parameters get the textbook initialisation (see textbook_layers.SimpleRnnlm)
+so that losses are comparable; nn.RNN's second bias (bias_hh) is zeroed.
+
+If torch cannot be imported the script reports "skipped" and exits 0.
+Install the CPU build with:
+  pip install torch --index-url https://download.pytorch.org/whl/cpu
+
+Usage:
+  python3 benchmarks/torch_rnnlm.py --config BOOK [--steps K] [--warmup W] [--json] [--seed S]
+"""
+
+import math
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import peer_common as pc  # noqa: E402
+
+SKIP_MESSAGE = ("torch is not installed; install the CPU build with: "
+                "pip install torch --index-url https://download.pytorch.org/whl/cpu")
+
+
+def torch_blas_info(torch):
+    """BLAS_INFO from torch's build configuration, plus the MKL / OpenBLAS
+    version line when the configuration names one."""
+    try:
+        text = torch.__config__.show()
+    except Exception:
+        return "unknown"
+    parts = []
+    m = re.search(r"BLAS_INFO=([^,\s]+)", text)
+    if m:
+        parts.append(m.group(1))
+    for line in text.splitlines():
+        low = line.lower()
+        if "math kernel library" in low or "openblas" in low:
+            parts.append(line.strip(" -"))
+            break
+    return "; ".join(parts) if parts else "unknown"
+
+
+def build_model(torch, V, D, H, seed):
+    nn = torch.nn
+
+    class RnnLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(V, D)
+            self.rnn = nn.RNN(D, H, num_layers=1, nonlinearity="tanh", batch_first=True)
+            self.affine = nn.Linear(H, V)
+
+        def forward(self, xs, h):
+            e = self.embed(xs)               # (N, T, D)
+            hs, h_n = self.rnn(e, h)         # (N, T, H), (1, N, H)
+            return self.affine(hs), h_n      # (N, T, V)
+
+    torch.manual_seed(seed)
+    model = RnnLM()
+    # textbook initialisation (torch stores W_ih as (H, D), Linear.weight as (V, H))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.randn(V, D, generator=g) / 100)
+        model.rnn.weight_ih_l0.copy_(torch.randn(H, D, generator=g) / math.sqrt(D))
+        model.rnn.weight_hh_l0.copy_(torch.randn(H, H, generator=g) / math.sqrt(H))
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        model.affine.weight.copy_(torch.randn(V, H, generator=g) / math.sqrt(H))
+        model.affine.bias.zero_()
+    return model.float()
+
+
+class Batches:
+    """Consecutive (xs, ts) windows of N parallel streams over the corpus
+    (same layout as numpy_rnnlm.Batches)."""
+
+    def __init__(self, torch, corpus, N, T):
+        self.torch = torch
+        self.data = torch.tensor(corpus, dtype=torch.long)
+        self.size = len(corpus)
+        offs = torch.tensor(pc.stream_offsets(N, self.size), dtype=torch.long)
+        self.base = offs[:, None] + torch.arange(T, dtype=torch.long)[None, :]
+        self.T = T
+        self.pos = 0
+
+    def next(self):
+        idx = (self.base + self.pos) % self.size
+        xs = self.data[idx]
+        ts = self.data[(idx + 1) % self.size]
+        self.pos += self.T
+        return xs, ts
+
+
+def run(torch, args):
+    import torch.nn.functional as F
+
+    name = args.config
+    V, D, H, N, T = pc.CONFIGS[name]
+
+    model = build_model(torch, V, D, H, args.seed)
+    model.train()
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD(params, lr=pc.LEARNING_RATE)
+    batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+
+    state = {"h": torch.zeros(1, N, H, dtype=torch.float32), "loss": float("nan")}
+
+    def train_step(xs, ts):
+        optimizer.zero_grad(set_to_none=True)
+        logits, h_n = model(xs, state["h"])
+        loss = F.cross_entropy(logits.reshape(-1, V), ts.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, pc.CLIP_NORM)
+        optimizer.step()
+        state["h"] = h_n.detach()
+        state["loss"] = loss.item()
+
+    def forward_step(xs, ts):
+        with torch.no_grad():
+            logits, h_n = model(xs, state["h"])
+            loss = F.cross_entropy(logits.reshape(-1, V), ts.reshape(-1))
+            state["h"] = h_n
+            return loss.item()
+
+    def timed(step, count):
+        seconds = []
+        for _ in range(count):
+            xs, ts = batches.next()
+            seconds += pc.time_steps(lambda: step(xs, ts), 1)
+        return seconds
+
+    timed(train_step, args.warmup)
+    train_s = timed(train_step, args.steps)
+    timed(forward_step, args.warmup)
+    fwd_s = timed(forward_step, args.steps)
+
+    try:
+        import numpy
+        np_version = numpy.__version__
+    except Exception:
+        np_version = None
+
+    train_ms = pc.summarize(train_s)
+    fwd_ms = pc.summarize(fwd_s)
+    return {
+        "impl": "pytorch",
+        "config": name,
+        "V": V, "D": D, "H": H, "N": N, "T": T,
+        "train_step_ms": train_ms,
+        "forward_ms": fwd_ms,
+        "train_tokens_per_s": pc.tokens_per_s(N, T, train_ms["median"]),
+        "forward_tokens_per_s": pc.tokens_per_s(N, T, fwd_ms["median"]),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "last_loss": state["loss"],
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "numpy": np_version,
+        "blas": torch_blas_info(torch),
+        "env": pc.env_info(),
+    }
+
+
+def main(argv=None):
+    args = pc.parse_args("PyTorch CPU RNNLM benchmark peer (optional)", argv)
+    try:
+        import torch
+    except ImportError:
+        pc.emit({"impl": "pytorch", "skipped": SKIP_MESSAGE}, args.json)
+        return 0
+    except Exception as e:  # installed but broken (missing shared library, ...)
+        pc.emit({"impl": "pytorch",
+                 "skipped": "torch could not be imported (%s: %s); %s" % (
+                     type(e).__name__, e, SKIP_MESSAGE.split("; ", 1)[1])}, args.json)
+        return 0
+    pc.emit(run(torch, args), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
