@@ -5,6 +5,8 @@
 #include "rnncore.h"
 
 #include <limits.h>
+#include <math.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -81,6 +83,46 @@ static inline rnncore_status rc_check_aliasing(const rc_buf *outs, int nout, con
 }
 
 #define RC_COUNT(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
+
+/* e^d for d <= 0, branch-free so that loops over it vectorise; NaN stays NaN.
+ * Cephes' expf scheme: d = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n built in the exponent
+ * bits. Relative error below 2e-7 (tests/test_softmax.c measures it against double exp). Arguments below -87 are
+ * clamped there: e^-87 ≈ 1.6e-38 is still a normal float, and such terms cannot move a sum that holds e^0 = 1. */
+static inline float rc_exp_nonpositive(float d) {
+    const float shifter = 12582912.0f; /* 1.5·2^23: adding and subtracting it rounds to the nearest integer */
+    d = d < -87.0f ? -87.0f : d;
+    float n = (d * 1.44269504088896341f + shifter) - shifter;
+    n = n > -127.0f ? n : -127.0f; /* only reached by NaN; keeps the int conversion defined */
+    const float r = (d - n * 0.693359375f) - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { uint32_t u; float f; } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+/* tanh(x), branch-free so that loops over it vectorise (tanhf from libm does not); NaN stays NaN.
+ * |x| < 0.5: the odd Taylor series to x^13 (truncation below 5e-8 relative); otherwise
+ * (1 - e)/(1 + e) with e = e^(-2|x|) <= e^-1, where 1 - e has no cancellation. Relative error below 4e-7
+ * (tests/test_rnn.c measures it against double tanh). */
+static inline float rc_tanhf(float x) {
+    const float ax = fabsf(x);
+    const float e = rc_exp_nonpositive(-2.0f * ax);
+    const float large = (1.0f - e) / (1.0f + e);
+    const float x2 = ax * ax;
+    float p = 21844.0f / 6081075.0f;
+    p = p * x2 - 1382.0f / 155925.0f;
+    p = p * x2 + 62.0f / 2835.0f;
+    p = p * x2 - 17.0f / 315.0f;
+    p = p * x2 + 2.0f / 15.0f;
+    p = p * x2 - 1.0f / 3.0f;
+    const float small = ax + ax * x2 * p;
+    return copysignf(ax < 0.5f ? small : large, x);
+}
 
 /* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions. */
 static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -11,9 +11,9 @@ static void bias_tanh_rows(float *v, int64_t ld, const float *b, int64_t rows, i
     for (int64_t n = 0; n < rows; n++) {
         float *row = v + n * ld;
         if (b) {
-            for (int64_t i = 0; i < H; i++) row[i] = tanhf(row[i] + b[i]);
+            for (int64_t i = 0; i < H; i++) row[i] = rc_tanhf(row[i] + b[i]);
         } else {
-            for (int64_t i = 0; i < H; i++) row[i] = tanhf(row[i]);
+            for (int64_t i = 0; i < H; i++) row[i] = rc_tanhf(row[i]);
         }
     }
 }

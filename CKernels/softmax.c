@@ -29,36 +29,15 @@ static float row_max(const float *row, int64_t V) {
     return mx;
 }
 
-/* e^d for d <= 0, branch-free so that loops over it vectorise; NaN stays NaN.
- * Cephes' expf scheme: d = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n built in the exponent
- * bits. Relative error below 2e-7 (tests/test_softmax.c measures it against double exp). Arguments below -87 are
- * clamped there: e^-87 ≈ 1.6e-38 is still a normal float, and such terms cannot move a sum that holds e^0 = 1. */
-static inline float exp_nonpositive(float d) {
-    const float shifter = 12582912.0f; /* 1.5·2^23: adding and subtracting it rounds to the nearest integer */
-    d = d < -87.0f ? -87.0f : d;
-    float n = (d * 1.44269504088896341f + shifter) - shifter;
-    n = n > -127.0f ? n : -127.0f; /* only reached by NaN; keeps the int conversion defined */
-    const float r = (d - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { uint32_t u; float f; } scale = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-
 /* out[v] = e^(row[v] - mx) for v < V; out may equal row. Plain loops that the compiler vectorises; the in-place
  * case has its own loop because a compiler's run-time overlap check sends out == row to the scalar fallback. */
 RC_NOINLINE static void exp_shifted(float *out, const float *row, int64_t V, float mx) {
     if (out == row) {
-        for (int64_t v = 0; v < V; v++) out[v] = exp_nonpositive(out[v] - mx);
+        for (int64_t v = 0; v < V; v++) out[v] = rc_exp_nonpositive(out[v] - mx);
     } else {
         float *restrict o = out;
         const float *restrict r = row;
-        for (int64_t v = 0; v < V; v++) o[v] = exp_nonpositive(r[v] - mx);
+        for (int64_t v = 0; v < V; v++) o[v] = rc_exp_nonpositive(r[v] - mx);
     }
 }
 
