@@ -82,6 +82,15 @@ static inline rnncore_status rc_check_aliasing(const rc_buf *outs, int nout, con
     return RNNCORE_OK;
 }
 
+/* Compile a hot element-wise loop twice, for x86-64-v3 (AVX2, FMA) and for the baseline, and pick at load time (GNU ifunc).
+ * The two clones may round differently (FMA); each machine always runs the same one, so results stay
+ * reproducible on a machine. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || defined(__GNUC__)) && !defined(RNNCORE_NO_CLONES)
+#  define RC_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#  define RC_VECTOR_CLONES __attribute__((noinline))
+#endif
+
 #define RC_COUNT(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
 
 /* e^d for d <= 0, branch-free so that loops over it vectorise; NaN stays NaN.

@@ -7,7 +7,7 @@
 /* ---- shared element-wise passes ---------------------------------------------------------------------------- */
 
 /* rows × H block with row stride ld: v = tanh(v + b). */
-static void bias_tanh_rows(float *v, int64_t ld, const float *b, int64_t rows, int64_t H) {
+RC_VECTOR_CLONES static void bias_tanh_rows(float *v, int64_t ld, const float *b, int64_t rows, int64_t H) {
     for (int64_t n = 0; n < rows; n++) {
         float *row = v + n * ld;
         if (b) {

@@ -4,8 +4,6 @@
 
 #include "internal.h"
 
-/* Out of line, so that the vectorised loop is not lost when inlined into a caller with aliasing unknowns. */
-#define RC_NOINLINE __attribute__((noinline))
 
 static rnncore_status check_rows(int64_t M, int64_t V) {
     const int64_t sizes[] = {M, V};
@@ -31,7 +29,7 @@ static float row_max(const float *row, int64_t V) {
 
 /* out[v] = e^(row[v] - mx) for v < V; out may equal row. Plain loops that the compiler vectorises; the in-place
  * case has its own loop because a compiler's run-time overlap check sends out == row to the scalar fallback. */
-RC_NOINLINE static void exp_shifted(float *out, const float *row, int64_t V, float mx) {
+RC_VECTOR_CLONES static void exp_shifted(float *out, const float *row, int64_t V, float mx) {
     if (out == row) {
         for (int64_t v = 0; v < V; v++) out[v] = rc_exp_nonpositive(out[v] - mx);
     } else {
