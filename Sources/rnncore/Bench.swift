@@ -55,8 +55,11 @@ struct Bench: ParsableCommand {
             log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T))")
             log("  impl               train ms   train tok/s   fwd ms   fwd tok/s   rnncore faster: train    fwd")
             log(ours.row(name: "rnncore", trainRatio: 1, forwardRatio: 1))
-            log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB",
-                       ours.trainGFLOPS, 100 * ours.trainGFLOPS / peak, ours.peakResidentMiB))
+            log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB (%.2f× the %.0f MiB of parameters, gradients and one window's activations); ",
+                       ours.trainGFLOPS, 100 * ours.trainGFLOPS / peak, ours.peakResidentMiB,
+                       ours.peakResidentMiB / (config.trainingBytes / 1048576), config.trainingBytes / 1048576)
+                + (ours.allocationsPerTrainingStep.map { String(format: "%.2f heap allocations per step", $0) }
+                   ?? "allocations not counted (benchmarks/count-allocations.sh counts them)"))
             for peer in peerList {
                 let result = runPeer(peer, config: config)
                 entry[peer] = result
@@ -125,6 +128,17 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
         }
     }
 
+    /// Bytes that training must hold: parameters, their gradients (SGD keeps no other state) and one window's
+    /// activations with their gradients (embedding output, hidden states, logits — whose gradient overwrites
+    /// them — the RNN's backward workspace and its two state buffers).
+    var trainingBytes: Double {
+        let s = sizes
+        let (V, D, H, NT) = (Double(s.V), Double(s.D), Double(s.H), s.tokens)
+        let parameters = V * D + D * H + H * H + H + H * V + V
+        let activations = 2 * NT * D + 2 * NT * H + NT * V + (2 * NT * H + Double(s.N) * H) + 2 * Double(s.N) * H
+        return 4 * (2 * parameters + activations)
+    }
+
     /// Multiply-add FLOPs of one forward pass: the input projection, the recurrence and the output projection.
     var forwardFLOPs: Double {
         let s = sizes
@@ -146,7 +160,11 @@ struct BenchRunner {
         var trainGFLOPS: Double
         var forwardGFLOPS: Double
         var peakResidentMiB: Double
+        var trainingMiB: Double
         var tokens: Double
+        /// Heap allocations (malloc-family calls, all threads) per training step after warm-up; nil unless the
+        /// counter of benchmarks/malloc_count.c is preloaded.
+        var allocationsPerTrainingStep: Double?
 
         func row(name: String, trainRatio: Double, forwardRatio: Double) -> String {
             "  " + name.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: " %9.2f  %12.0f  %7.2f  %10.0f  %22.2fx  %5.2fx", trainMilliseconds,
@@ -163,6 +181,8 @@ struct BenchRunner {
                 "train_gflops": trainGFLOPS, "forward_gflops": forwardGFLOPS,
                 "train_fraction_of_sgemm_peak": trainGFLOPS / peak,
                 "peak_rss_mib": peakResidentMiB,
+                "training_state_mib": trainingMiB,
+                "allocations_per_train_step": allocationsPerTrainingStep.map { $0 as Any } ?? NSNull(),
             ]
         }
     }
@@ -186,7 +206,10 @@ struct BenchRunner {
         }
         func forwardStep() throws { _ = try model.loss(ids: ids, targets: targets, batchSize: s.N) }
 
-        let train = try Self.time(trainStep, steps: steps, warmup: warmup)
+        for _ in 0..<max(warmup, 2) { try trainStep() }  // two steps size every buffer (the RNN state ping-pongs)
+        let allocationsBefore = allocationCount()
+        let train = try Self.time(trainStep, steps: steps, warmup: 0)
+        let allocationsPerStep = allocationCount().map { after in Double(after - allocationsBefore!) / Double(steps) }
         let forward = try Self.time(forwardStep, steps: steps, warmup: warmup)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -195,13 +218,15 @@ struct BenchRunner {
             forwardMilliseconds: forward.median, forwardMinimum: forward.minimum,
             trainGFLOPS: 3 * config.forwardFLOPs / (train.median * 1e6),
             forwardGFLOPS: config.forwardFLOPs / (forward.median * 1e6),
-            peakResidentMiB: Double(usage.ru_maxrss) / 1024, tokens: s.tokens)
+            peakResidentMiB: Double(usage.ru_maxrss) / 1024, trainingMiB: config.trainingBytes / 1048576, tokens: s.tokens,
+            allocationsPerTrainingStep: allocationsPerStep)
     }
 
     /// Median and minimum milliseconds of `body` over `steps` calls after `warmup` untimed ones.
     static func time(_ body: () throws -> Void, steps: Int, warmup: Int) throws -> (median: Double, minimum: Double) {
         for _ in 0..<warmup { try body() }
         var samples: [Double] = []
+        samples.reserveCapacity(steps)  // no allocation between the timed steps
         for _ in 0..<steps {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()
@@ -224,3 +249,12 @@ func measureSGEMMPeak() throws -> Double {
     let (_, best) = try BenchRunner.time({ _ = try matmul(a, b) }, steps: 5, warmup: 0)
     return 2 * Double(n * n * n) / (best * 1e6)
 }
+
+/// The counter of benchmarks/malloc_count.c, looked up once (dlsym itself may allocate).
+private let allocationCounter: (@convention(c) () -> UInt64)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "rnncore_bench_allocation_count") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) () -> UInt64).self)
+}()
+
+/// The malloc-family call count of benchmarks/malloc_count.c when it is preloaded, else nil.
+func allocationCount() -> UInt64? { allocationCounter?() }

@@ -26,30 +26,48 @@ public final class Affine {
 
     /// Applies the layer to every row: input (…, D) gives (…, O).
     public func forward(_ x: Tensor) throws(RNNCoreError) -> Tensor {
+        var y = Tensor(zeros: [])
+        try forward(x, into: &y)
+        return y
+    }
+
+    /// Applies the layer to every row of `x` (…, D), writing (…, O) into `y`, whose storage is reused when it
+    /// already has that shape and is not shared.
+    public func forward(_ x: Tensor, into y: inout Tensor) throws(RNNCoreError) {
         guard let last = x.shape.last, last == inputSize, x.count > 0 else {
             throw .shapeMismatch("affine input has shape \(x.shape), expected (…, \(inputSize))")
         }
-        var y = Tensor(zeros: Array(x.shape.dropLast()) + [outputSize])
+        y.prepare(like: x, last: outputSize)
         try check(rnncore_affine_forward(y.writePointer(), x.readPointer, weight.value.readPointer,
                                          bias?.value.readPointer,
                                          Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
                   "affine forward")
         cachedInput = x
-        return y
     }
 
     /// Accumulates dW and db and returns dx for the last forward's input.
     public func backward(_ dy: Tensor) throws(RNNCoreError) -> Tensor {
+        var dx = Tensor(zeros: [])
+        try backward(dy, into: &dx)
+        return dx
+    }
+
+    /// Accumulates dW and db and writes dx for the last forward's input into `dx` (storage reused when possible).
+    public func backward(_ dy: Tensor, into dx: inout Tensor) throws(RNNCoreError) {
         guard let x = cachedInput else { throw .invalidState("affine backward before forward") }
-        try dy.expectShape(Array(x.shape.dropLast()) + [outputSize], "affine output gradient")
-        var dx = Tensor(zeros: x.shape)
+        guard dy.hasShape(like: x, last: outputSize) else {
+            throw .shapeMismatch("affine output gradient has shape \(dy.shape), expected \(Array(x.shape.dropLast()) + [outputSize])")
+        }
+        dx.prepare(like: x)
         try check(rnncore_affine_backward(dx.writePointer(), weight.gradient.writePointer(),
                                           bias?.gradient.writePointer(), dy.readPointer, x.readPointer,
                                           weight.value.readPointer,
                                           Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
                   "affine backward")
-        return dx
     }
+
+    /// Drops the input kept for `backward`, so that the buffer it came from can be reused in place.
+    public func releaseCache() { cachedInput = nil }
 }
 
 /// PyTorch's name for ``Affine``.

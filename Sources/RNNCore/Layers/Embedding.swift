@@ -23,15 +23,24 @@ public final class Embedding {
     /// Looks up every id: M ids give an (M, D) tensor (reshape to (N, T, D) as needed).
     /// - Throws: ``RNNCoreError/kernel(_:operation:)`` with `indexOutOfRange` for an id outside [0, V).
     public func forward(_ ids: [Int32]) throws(RNNCoreError) -> Tensor {
+        var out = Tensor(zeros: [])
+        try forward(ids, batchSize: 1, into: &out)
+        return try out.reshaped([ids.count, embeddingSize])
+    }
+
+    /// Looks up N streams of T ids (`ids[n*T + t]`), writing (N, T, D) into `out` (storage reused when possible).
+    public func forward(_ ids: [Int32], batchSize N: Int, into out: inout Tensor) throws(RNNCoreError) {
         guard !ids.isEmpty else { throw .invalidArgument("embedding: no ids") }
-        var out = Tensor(zeros: [ids.count, embeddingSize])
+        guard N > 0, ids.count % N == 0 else {
+            throw .invalidArgument("embedding: \(ids.count) ids do not form \(N) equal streams")
+        }
+        out.prepare(N, ids.count / N, embeddingSize)
         let status = ids.withUnsafeBufferPointer { idp in
             rnncore_embedding_forward(out.writePointer(), idp.baseAddress, weight.value.readPointer,
                                       Int64(ids.count), Int64(vocabularySize), Int64(embeddingSize))
         }
         try check(status, "embedding forward")
         cachedIDs = ids
-        return out
     }
 
     /// Adds the gradient of the last forward's output into `weight.gradient` (scatter-add, deterministic).
@@ -47,4 +56,7 @@ public final class Embedding {
         }
         try check(status, "embedding backward")
     }
+
+    /// Drops the ids kept for `backward`, so that the caller's id array can be refilled in place.
+    public func releaseCache() { cachedIDs = [] }
 }

@@ -25,6 +25,7 @@ public final class RNN {
 
     private var cache: (xs: Tensor, h0: Tensor?, hs: Tensor)?
     private var workspace: [Float] = []
+    private var spareState: Tensor?
 
     /// Creates a layer from its weights: wx (D, H), wh (H, H), b (H).
     public init(wx: Tensor, wh: Tensor, b: Tensor, stateful: Bool = true, name: String = "rnn") throws(RNNCoreError) {
@@ -42,7 +43,10 @@ public final class RNN {
     public var parameters: [Parameter] { [wx, wh, b] }
 
     /// Forgets the hidden state: the next `forward` starts from zeros.
-    public func resetState() { hiddenState = nil }
+    public func resetState() {
+        spareState = spareState ?? hiddenState
+        hiddenState = nil
+    }
 
     /// Sets the hidden state (N, H) that the next `forward` starts from.
     public func setState(_ h: Tensor) throws(RNNCoreError) {
@@ -54,40 +58,68 @@ public final class RNN {
 
     /// Runs the window: xs (N, T, D) gives every hidden state hs (N, T, H).
     public func forward(_ xs: Tensor) throws(RNNCoreError) -> Tensor {
+        var hs = Tensor(zeros: [])
+        try forward(xs, into: &hs)
+        return hs
+    }
+
+    /// Runs the window over xs (N, T, D), writing every hidden state (N, T, H) into `hs` (storage reused when it
+    /// already has that shape and is not shared).
+    public func forward(_ xs: Tensor, into hs: inout Tensor) throws(RNNCoreError) {
         guard xs.shape.count == 3, xs.shape[2] == inputSize, xs.count > 0 else {
             throw .shapeMismatch("rnn input has shape \(xs.shape), expected (N, T, \(inputSize))")
         }
         let (N, T, D, H) = (xs.shape[0], xs.shape[1], inputSize, hiddenSize)
         var h0 = isStateful ? hiddenState : nil
-        if let h = h0, h.shape != [N, H] {
-            guard h.shape[1] == H else { throw .shapeMismatch("rnn state has shape \(h.shape), expected [\(N), \(H)]") }
+        if let h = h0, !h.hasShape(N, H) {
+            guard h.shape.count == 2, h.shape[1] == H else {
+                throw .shapeMismatch("rnn state has shape \(h.shape), expected [\(N), \(H)]")
+            }
             h0 = nil  // the batch size changed: a new set of streams starts from zeros
         }
-        var hs = Tensor(zeros: [N, T, H])
-        var hLast = Tensor(zeros: [N, H])
+        hs.prepare(N, T, H)
+        // The new state goes into the spare buffer; the old one stays intact as h0 for backward.
+        var hLast = spareState ?? Tensor(zeros: [N, H])
+        spareState = nil
+        hLast.prepare(N, H)
         let status = withExtendedLifetime(h0) {
             rnncore_rnn_forward(hs.writePointer(), hLast.writePointer(), xs.readPointer, h0?.readPointer,
                                 wx.value.readPointer, wh.value.readPointer, b.value.readPointer,
                                 Int64(N), Int64(T), Int64(D), Int64(H))
         }
+        if status != RNNCORE_OK { spareState = hLast }
         try check(status, "rnn forward")
         cache = (xs, h0, hs)
+        spareState = hiddenState
         hiddenState = hLast
-        return hs
     }
 
     /// Backpropagates through the last window: dhs (N, T, H) gives dxs (N, T, D); dWx, dWh, db are accumulated.
     /// - Parameter dhLast: an extra gradient flowing into the last hidden state from later, or nil.
     public func backward(_ dhs: Tensor, dhLast: Tensor? = nil) throws(RNNCoreError) -> Tensor {
+        var dxs = Tensor(zeros: [])
+        try backward(dhs, dhLast: dhLast, into: &dxs)
+        return dxs
+    }
+
+    /// Backpropagates through the last window, writing dxs (N, T, D) into `dxs` (storage reused when possible);
+    /// dWx, dWh, db are accumulated and ∂L/∂h0 goes to ``initialStateGradient``.
+    public func backward(_ dhs: Tensor, dhLast: Tensor? = nil, into dxs: inout Tensor) throws(RNNCoreError) {
         guard let (xs, h0, hs) = cache else { throw .invalidState("rnn backward before forward") }
-        try dhs.expectShape(hs.shape, "rnn output gradient")
         let (N, T, D, H) = (xs.shape[0], xs.shape[1], inputSize, hiddenSize)
-        if let dhLast { try dhLast.expectShape([N, H], "rnn last-state gradient") }
+        guard dhs.hasShape(like: hs, last: H) else {
+            throw .shapeMismatch("rnn output gradient has shape \(dhs.shape), expected \(hs.shape)")
+        }
+        if let dhLast, !dhLast.hasShape(N, H) {
+            throw .shapeMismatch("rnn last-state gradient has shape \(dhLast.shape), expected [\(N), \(H)]")
+        }
         var needed: Int64 = 0
         try check(rnncore_rnn_backward_workspace_size(&needed, Int64(N), Int64(T), Int64(H)), "rnn workspace size")
         if workspace.count < Int(needed) { workspace = [Float](repeating: 0, count: Int(needed)) }
-        var dxs = Tensor(zeros: xs.shape)
-        var dh0 = Tensor(zeros: [N, H])
+        dxs.prepare(like: xs)
+        var dh0 = initialStateGradient ?? Tensor(zeros: [N, H])
+        initialStateGradient = nil
+        dh0.prepare(N, H)
         let status = workspace.withUnsafeMutableBufferPointer { ws in
             rnncore_rnn_backward(dxs.writePointer(), dh0.writePointer(), wx.gradient.writePointer(),
                                  wh.gradient.writePointer(), b.gradient.writePointer(), ws.baseAddress,
@@ -95,8 +127,10 @@ public final class RNN {
                                  hs.readPointer, wx.value.readPointer, wh.value.readPointer,
                                  Int64(N), Int64(T), Int64(D), Int64(H))
         }
-        try check(status, "rnn backward")
         initialStateGradient = dh0
-        return dxs
+        try check(status, "rnn backward")
     }
+
+    /// Drops what forward kept for `backward`, so that the buffers it came from can be reused in place.
+    public func releaseCache() { cache = nil }
 }

@@ -13,9 +13,17 @@ public final class SoftmaxCrossEntropy {
     /// Creates the layer.
     public init(ignoreIndex: Int32? = nil) { self.ignoreIndex = ignoreIndex }
 
-    /// Mean loss over the rows of `logits` (…, V) against one target id per row.
+    /// Mean loss over the rows of `logits` (…, V) against one target id per row, keeping what `backward` needs.
     /// - Returns: the mean loss and the number of counted rows.
     public func forward(_ logits: Tensor, targets: [Int32]) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        let result = try loss(logits, targets: targets)
+        cache = (logits, targets, ignoreIndex)
+        return result
+    }
+
+    /// Mean loss over the rows of `logits` (…, V) against one target id per row, keeping nothing (evaluation).
+    /// - Returns: the mean loss and the number of counted rows.
+    public func loss(_ logits: Tensor, targets: [Int32]) throws(RNNCoreError) -> (loss: Double, count: Int) {
         guard let V = logits.shape.last, V > 0, logits.count / V == targets.count, !targets.isEmpty else {
             throw .shapeMismatch("softmax cross-entropy: logits \(logits.shape) do not fit \(targets.count) targets")
         }
@@ -26,7 +34,6 @@ public final class SoftmaxCrossEntropy {
                                           Int64(tp.count), Int64(V), ignoreIndex ?? noIgnoreIndex, 1)
         }
         try check(status, "softmax cross-entropy")
-        cache = (logits, targets, ignoreIndex)
         return (loss, Int(counted))
     }
 

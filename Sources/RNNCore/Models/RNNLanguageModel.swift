@@ -62,6 +62,8 @@ public final class RNNLanguageModel {
     /// The loss layer.
     public let criterion = SoftmaxCrossEntropy()
 
+    private(set) var buffers: ActivationBuffers
+
     /// Creates a model with the textbook's initialisation, drawn from a seeded generator: embedding N(0, 0.01²),
     /// recurrent and output weights N(0, 1/fan_in), biases zero.
     public convenience init(configuration: Configuration, seed: UInt64) throws(RNNCoreError) {
@@ -111,6 +113,7 @@ public final class RNNLanguageModel {
             throw .invalidArgument("unexpected tensor \(extra) for this configuration")
         }
         self.configuration = configuration
+        buffers = ActivationBuffers(layers: configuration.layers)
     }
 
     /// Every trainable parameter, in a fixed order.
@@ -128,12 +131,8 @@ public final class RNNLanguageModel {
 
     /// Logits (N, T, V) for N streams of T token ids (batch-major), advancing the hidden state.
     public func logits(for ids: [Int32], batchSize N: Int) throws(RNNCoreError) -> Tensor {
-        guard N > 0, !ids.isEmpty, ids.count % N == 0 else {
-            throw .shapeMismatch("\(ids.count) ids do not form \(N) equal streams")
-        }
-        var x = try embedding.forward(ids).reshaped([N, ids.count / N, configuration.embeddingSize])
-        for layer in recurrentLayers { x = try layer.forward(x) }
-        return try output.forward(x)
+        try forwardIntoBuffers(ids, batchSize: N)
+        return buffers.logits
     }
 
     /// The mean cross-entropy of predicting `targets` from `ids` (both N·T, batch-major), without gradients.
@@ -141,22 +140,71 @@ public final class RNNLanguageModel {
     public func loss(ids: [Int32], targets: [Int32], batchSize N: Int,
                      ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
-        let logits = try logits(for: ids, batchSize: N)
+        try forwardIntoBuffers(ids, batchSize: N)
         criterion.ignoreIndex = ignoreIndex
-        return try criterion.forward(logits, targets: targets)
+        return try criterion.loss(buffers.logits, targets: targets)
     }
 
     /// Forward and backward over one window: returns the mean loss and ADDS its gradient to every parameter's
     /// gradient (zero them first with `parameters.zeroGradients()`). Gradients stop at the window's start.
+    ///
+    /// Activations and their gradients live in buffers the model keeps, so that after the first window of a given
+    /// shape a training step allocates no tensor memory.
     public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int,
                                  ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
-        var logits = try logits(for: ids, batchSize: N)
+        try forwardIntoBuffers(ids, batchSize: N)
+        defer { releaseCaches() }
         criterion.ignoreIndex = ignoreIndex
-        let result = try criterion.lossAndGradient(&logits, targets: targets)
-        var dx = try output.backward(logits)
-        for layer in recurrentLayers.reversed() { dx = try layer.backward(dx) }
-        try embedding.backward(dx)
+        let result = try criterion.lossAndGradient(&buffers.logits, targets: targets)
+        let L = recurrentLayers.count
+        let dLogits = buffers.logits
+        try output.backward(dLogits, into: &buffers.hiddenGradients[L - 1])
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let dOutput = buffers.hiddenGradients[l]
+            if l > 0 {
+                try recurrentLayers[l].backward(dOutput, into: &buffers.hiddenGradients[l - 1])
+            } else {
+                try recurrentLayers[0].backward(dOutput, into: &buffers.embeddedGradient)
+            }
+        }
+        try embedding.backward(buffers.embeddedGradient)
         return result
+    }
+
+    /// Runs embedding → recurrent layers → output into the activation buffers.
+    private func forwardIntoBuffers(_ ids: [Int32], batchSize N: Int) throws(RNNCoreError) {
+        guard N > 0, !ids.isEmpty, ids.count % N == 0 else {
+            throw .shapeMismatch("\(ids.count) ids do not form \(N) equal streams")
+        }
+        releaseCaches()  // the layers' references to last window's buffers would force copies
+        try embedding.forward(ids, batchSize: N, into: &buffers.embedded)
+        for (l, layer) in recurrentLayers.enumerated() {
+            let input = l == 0 ? buffers.embedded : buffers.hidden[l - 1]
+            try layer.forward(input, into: &buffers.hidden[l])
+        }
+        let top = buffers.hidden[recurrentLayers.count - 1]
+        try output.forward(top, into: &buffers.logits)
+    }
+
+    /// Drops every layer's references to the activation buffers.
+    private func releaseCaches() {
+        embedding.releaseCache()
+        recurrentLayers.forEach { $0.releaseCache() }
+        output.releaseCache()
+    }
+}
+
+/// The activations of one window and their gradients, kept between windows and reused in place.
+struct ActivationBuffers {
+    var embedded = Tensor(zeros: [0])
+    var hidden: [Tensor]
+    var logits = Tensor(zeros: [0])
+    var hiddenGradients: [Tensor]
+    var embeddedGradient = Tensor(zeros: [0])
+
+    init(layers: Int) {
+        hidden = Array(repeating: Tensor(zeros: [0]), count: layers)
+        hiddenGradients = hidden
     }
 }

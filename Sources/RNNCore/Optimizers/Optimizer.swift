@@ -43,6 +43,8 @@ public final class Adam: Optimizer {
     /// First and second moments, per parameter name.
     public private(set) var moments: [String: (m: Tensor, v: Tensor)] = [:]
 
+    private var validated: [Parameter] = []
+
     /// Creates the optimizer.
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
                 weightDecay: Float = 0) {
@@ -57,14 +59,18 @@ public final class Adam: Optimizer {
     /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when two parameters share a name (their moments are kept by
     ///   name), or the kernel's error for invalid hyper-parameters; the step count advances only on success.
     public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
-        var seen = Set<String>()
-        for p in parameters {
-            guard seen.insert(p.name).inserted else {
-                throw .invalidArgument("two parameters are named \(p.name): Adam keeps its moments by name")
+        // Validate a parameter list once; later steps over the same parameters skip it (and allocate nothing).
+        if !(validated.count == parameters.count && zip(validated, parameters).allSatisfy { $0 === $1 }) {
+            var seen = Set<String>()
+            for p in parameters {
+                guard seen.insert(p.name).inserted else {
+                    throw .invalidArgument("two parameters are named \(p.name): Adam keeps its moments by name")
+                }
+                if let state = moments[p.name], state.m.shape != p.shape {
+                    throw .shapeMismatch("adam state for \(p.name) has shape \(state.m.shape), parameter \(p.shape)")
+                }
             }
-            if let state = moments[p.name], state.m.shape != p.shape {
-                throw .shapeMismatch("adam state for \(p.name) has shape \(state.m.shape), parameter \(p.shape)")
-            }
+            validated = parameters
         }
         let step = stepCount + 1
         var hyper = rnncore_adam_params(lr: learningRate, beta1: beta1, beta2: beta2, eps: epsilon,
@@ -83,6 +89,7 @@ public final class Adam: Optimizer {
     public func restore(stepCount: Int64, moments: [String: (m: Tensor, v: Tensor)]) {
         self.stepCount = stepCount
         self.moments = moments
+        validated = []
     }
 }
 
@@ -93,12 +100,17 @@ public final class Adam: Optimizer {
 @discardableResult
 public func clipGradientNorm(_ parameters: [Parameter], maxNorm: Double) throws(RNNCoreError) -> Double {
     guard !parameters.isEmpty else { return 0 }
-    var pointers: [UnsafeMutablePointer<Float>?] = parameters.map { $0.gradient.writePointer() }
-    let counts = parameters.map { Int64($0.gradient.count) }
     var norm = 0.0
-    let status = withExtendedLifetime(parameters) {
-        pointers.withUnsafeMutableBufferPointer { pp in
-            rnncore_clip_grad_norm(&norm, pp.baseAddress, counts, Int64(counts.count), maxNorm)
+    // The pointer and count lists live on the stack: clipping allocates nothing.
+    let status = withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>?.self, capacity: parameters.count) { pointers in
+        withUnsafeTemporaryAllocation(of: Int64.self, capacity: parameters.count) { counts in
+            for (i, p) in parameters.enumerated() {
+                pointers[i] = p.gradient.writePointer()
+                counts[i] = Int64(p.gradient.count)
+            }
+            return withExtendedLifetime(parameters) {
+                rnncore_clip_grad_norm(&norm, pointers.baseAddress, counts.baseAddress, Int64(parameters.count), maxNorm)
+            }
         }
     }
     try check(status, "gradient clipping (norm \(norm))")

@@ -107,6 +107,9 @@ public struct Tensor: @unchecked Sendable, Equatable, CustomStringConvertible {
 // MARK: - Kernel access
 
 extension Tensor {
+    /// The storage object, for tests that check buffers are reused rather than reallocated.
+    var storageObject: AnyObject { storage }
+
     /// The storage address for a kernel that reads. Valid while this tensor value is alive and unmodified: callers
     /// keep it alive across the C call with `withExtendedLifetime`.
     var readPointer: UnsafePointer<Float> { UnsafePointer(storage.pointer) }
@@ -115,6 +118,38 @@ extension Tensor {
     mutating func writePointer() -> UnsafeMutablePointer<Float> {
         makeUnique()
         return storage.pointer
+    }
+
+    /// Makes this tensor an (d0, d1) buffer: kept as it is (storage and contents) when it already has that shape,
+    /// replaced by zeros otherwise. Layers use it to reuse output buffers across steps without allocating.
+    mutating func prepare(_ d0: Int, _ d1: Int) {
+        if !(shape.count == 2 && shape[0] == d0 && shape[1] == d1) { self = Tensor(zeros: [d0, d1]) }
+    }
+
+    /// Makes this tensor an (d0, d1, d2) buffer, as ``prepare(_:_:)`` does.
+    mutating func prepare(_ d0: Int, _ d1: Int, _ d2: Int) {
+        if !(shape.count == 3 && shape[0] == d0 && shape[1] == d1 && shape[2] == d2) { self = Tensor(zeros: [d0, d1, d2]) }
+    }
+
+    /// Makes this tensor a buffer of `other`'s shape with the last dimension replaced by `last` (or kept when nil),
+    /// as ``prepare(_:_:)`` does.
+    mutating func prepare(like other: Tensor, last: Int? = nil) {
+        let last = last ?? (other.shape.last ?? 0)
+        var same = shape.count == other.shape.count && shape.last == last
+        if same {
+            for i in 0..<max(shape.count - 1, 0) where shape[i] != other.shape[i] { same = false; break }
+        }
+        if !same { self = Tensor(zeros: Array(other.shape.dropLast()) + [last]) }
+    }
+
+    /// Whether the shape is (d0, d1), without building an array.
+    func hasShape(_ d0: Int, _ d1: Int) -> Bool { shape.count == 2 && shape[0] == d0 && shape[1] == d1 }
+
+    /// Whether this tensor has `other`'s shape with the last dimension replaced by `last`, without building an array.
+    func hasShape(like other: Tensor, last: Int) -> Bool {
+        guard shape.count == other.shape.count, shape.last == last else { return false }
+        for i in 0..<max(shape.count - 1, 0) where shape[i] != other.shape[i] { return false }
+        return true
     }
 
     /// Requires `shape` to equal `expected`; `name` appears in the error message.

@@ -41,17 +41,31 @@ public struct BPTTBatcher: Sendable {
 
     /// The next window: inputs and targets, N·T each in batch-major order (`[n*T + t]`).
     public mutating func next() -> (inputs: [Int32], targets: [Int32]) {
+        var inputs: [Int32] = []
+        var targets: [Int32] = []
+        next(inputs: &inputs, targets: &targets)
+        return (inputs, targets)
+    }
+
+    /// Writes the next window into `inputs` and `targets` (N·T each, batch-major), reusing their storage.
+    public mutating func next(inputs: inout [Int32], targets: inout [Int32]) {
         let size = ids.count - 1
-        var inputs = [Int32](repeating: 0, count: batchSize * bptt)
-        var targets = inputs
-        for (n, offset) in offsets.enumerated() {
-            for t in 0..<bptt {
-                let position = (offset + timeIndex + t) % size
-                inputs[n * bptt + t] = ids[position]
-                targets[n * bptt + t] = ids[position + 1]
+        let count = batchSize * bptt
+        if inputs.count != count { inputs = [Int32](repeating: 0, count: count) }
+        if targets.count != count { targets = [Int32](repeating: 0, count: count) }
+        ids.withUnsafeBufferPointer { source in
+            inputs.withUnsafeMutableBufferPointer { x in
+                targets.withUnsafeMutableBufferPointer { y in
+                    for (n, offset) in offsets.enumerated() {
+                        for t in 0..<bptt {
+                            let position = (offset + timeIndex + t) % size
+                            x[n * bptt + t] = source[position]
+                            y[n * bptt + t] = source[position + 1]
+                        }
+                    }
+                }
             }
         }
         timeIndex = (timeIndex + bptt) % size
-        return (inputs, targets)
     }
 }

@@ -97,11 +97,13 @@ public final class Trainer {
         let start = Date()
         var best: (perplexity: Double, tensors: [Tensor])?
 
+        var inputs: [Int32] = []
+        var targets: [Int32] = []
         for epoch in 1...options.epochs {
             let epochStart = Date()
             var lossSum = 0.0
             for batch in 1...batcher.batchesPerEpoch {
-                let (inputs, targets) = batcher.next()
+                batcher.next(inputs: &inputs, targets: &targets)
                 parameters.zeroGradients()
                 let loss: Double
                 do {
