@@ -120,25 +120,9 @@ def run(args):
     timed(forward_step, args.warmup)
     fwd_s = timed(forward_step, args.steps)
 
-    train_ms = pc.summarize(train_s)
-    fwd_ms = pc.summarize(fwd_s)
-    return {
-        "impl": "numpy-textbook",
-        "config": name,
-        "V": V, "D": D, "H": H, "N": N, "T": T,
-        "train_step_ms": train_ms,
-        "forward_ms": fwd_ms,
-        "train_tokens_per_s": pc.tokens_per_s(N, T, train_ms["median"]),
-        "forward_tokens_per_s": pc.tokens_per_s(N, T, fwd_ms["median"]),
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "seed": args.seed,
-        "dtype": str(model.params[0].dtype),
-        "last_loss": state["loss"],
-        "numpy": np.__version__,
-        "blas": blas_info(),
-        "env": pc.env_info(),
-    }
+    return pc.result("numpy-textbook", name, (V, D, H, N, T), train_s, fwd_s, args,
+                     dtype=str(model.params[0].dtype), last_loss=state["loss"],
+                     numpy=np.__version__, blas=blas_info())
 
 
 def main(argv=None):

@@ -90,6 +90,27 @@ def tokens_per_s(N, T, ms_median):
     return (N * T) / (ms_median / 1e3) if ms_median > 0 else float("inf")
 
 
+def result(impl, name, sizes, train_seconds, forward_seconds, args, **extra):
+    """The JSON object every peer prints: timings, throughput, run settings, then the peer's own fields."""
+    V, D, H, N, T = sizes
+    train_ms = summarize(train_seconds)
+    forward_ms = summarize(forward_seconds)
+    return {
+        "impl": impl,
+        "config": name,
+        "V": V, "D": D, "H": H, "N": N, "T": T,
+        "train_step_ms": train_ms,
+        "forward_ms": forward_ms,
+        "train_tokens_per_s": tokens_per_s(N, T, train_ms["median"]),
+        "forward_tokens_per_s": tokens_per_s(N, T, forward_ms["median"]),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        **extra,
+        "env": env_info(),
+    }
+
+
 def emit(result, as_json):
     if as_json:
         print(json.dumps(result))

@@ -154,27 +154,10 @@ def run(torch, args):
     except Exception:
         np_version = None
 
-    train_ms = pc.summarize(train_s)
-    fwd_ms = pc.summarize(fwd_s)
-    return {
-        "impl": "pytorch",
-        "config": name,
-        "V": V, "D": D, "H": H, "N": N, "T": T,
-        "train_step_ms": train_ms,
-        "forward_ms": fwd_ms,
-        "train_tokens_per_s": pc.tokens_per_s(N, T, train_ms["median"]),
-        "forward_tokens_per_s": pc.tokens_per_s(N, T, fwd_ms["median"]),
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "seed": args.seed,
-        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-        "last_loss": state["loss"],
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "numpy": np_version,
-        "blas": torch_blas_info(torch),
-        "env": pc.env_info(),
-    }
+    return pc.result("pytorch", name, (V, D, H, N, T), train_s, fwd_s, args,
+                     dtype=str(next(model.parameters()).dtype).replace("torch.", ""), last_loss=state["loss"],
+                     torch=torch.__version__, threads=torch.get_num_threads(), numpy=np_version,
+                     blas=torch_blas_info(torch))
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: the C suite (CMake build + ctest), a benchmark smoke run, and the Swift suite (swift test),
+# Runs every test: the C suite (CMake build + ctest), a benchmark smoke run, the benchmark peers' self-check
+# (when python3 has numpy), and the Swift suite (swift test),
 # installing OpenBLAS/CMake first if missing. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,13 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 echo "== Benchmark smoke run: rnncore bench --config BOOK --steps 3 (a debug build: numbers mean nothing)"
 swift build
 "$(swift build --show-bin-path)/rnncore" bench --config BOOK --steps 3 --warmup 1
+
+if python3 -c "import numpy" >/dev/null 2>&1; then
+  echo "== Benchmark peers: python3 benchmarks/test_peers.py"
+  python3 benchmarks/test_peers.py
+else
+  echo "== Benchmark peers: skipped (python3 with numpy not found)"
+fi
 
 echo "== Swift: swift test"
 swift test
