@@ -1,0 +1,18 @@
+# ctest test_install: install the built library into a scratch prefix, build a consumer project against it with
+# find_package(RNNCore) and with pkg-config, and run both. Fails on any step.
+set(prefix "${WORK_DIR}/prefix")
+file(REMOVE_RECURSE "${WORK_DIR}")
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGV}\n${out}\n${err}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
+set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig:${prefix}/lib64/pkgconfig")
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/consumer" -B "${WORK_DIR}/consumer" "-DCMAKE_PREFIX_PATH=${prefix}")
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
+set(ENV{LD_LIBRARY_PATH} "${prefix}/lib:${prefix}/lib64")
+run("${WORK_DIR}/consumer/consumer_cmake")
+run("${WORK_DIR}/consumer/consumer_pkgconfig")
