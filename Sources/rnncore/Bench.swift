@@ -201,8 +201,7 @@ struct BenchRunner {
         func trainStep() throws {
             parameters.zeroGradients()
             _ = try model.lossAndGradients(ids: ids, targets: targets, batchSize: s.N)
-            try clipGradientNorm(parameters, maxNorm: 0.25)
-            try sgd.step(parameters)
+            try sgd.step(parameters, gradientScale: clippingScale(norm: try gradientNorm(parameters), maxNorm: 0.25))
         }
         func forwardStep() throws { _ = try model.loss(ids: ids, targets: targets, batchSize: s.N) }
 

@@ -4,8 +4,17 @@ import CRNNCore
 public protocol Optimizer: AnyObject {
     /// The learning rate; trainers change it for decay schedules.
     var learningRate: Float { get set }
+    /// Applies one update to every parameter from its current gradient multiplied by `gradientScale` (how
+    /// global-norm clipping is applied: ``clippingScale(norm:maxNorm:)``). SGD folds the factor into its rate and
+    /// leaves the gradients as they are; Adam, not linear in the gradient, scales them in place first.
+    func step(_ parameters: [Parameter], gradientScale: Float) throws(RNNCoreError)
+}
+
+extension Optimizer {
     /// Applies one update to every parameter from its current gradient.
-    func step(_ parameters: [Parameter]) throws(RNNCoreError)
+    public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
+        try step(parameters, gradientScale: 1)
+    }
 }
 
 /// Plain stochastic gradient descent: `p -= lr · g`.
@@ -16,10 +25,11 @@ public final class SGD: Optimizer {
     /// Creates the optimizer.
     public init(learningRate: Float) { self.learningRate = learningRate }
 
-    /// Applies `p -= lr · g` to every parameter.
-    public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
+    /// Applies `p -= lr · scale · g` to every parameter: the scale folds into the rate, so clipping costs no pass.
+    public func step(_ parameters: [Parameter], gradientScale: Float) throws(RNNCoreError) {
+        let rate = learningRate * gradientScale
         for p in parameters {
-            try check(rnncore_sgd_step(p.value.writePointer(), p.gradient.readPointer, Int64(p.value.count), learningRate),
+            try check(rnncore_sgd_step(p.value.writePointer(), p.gradient.readPointer, Int64(p.value.count), rate),
                       "sgd step (\(p.name))")
         }
     }
@@ -58,7 +68,10 @@ public final class Adam: Optimizer {
     /// Applies one bias-corrected Adam step to every parameter.
     /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when two parameters share a name (their moments are kept by
     ///   name), or the kernel's error for invalid hyper-parameters; the step count advances only on success.
-    public func step(_ parameters: [Parameter]) throws(RNNCoreError) {
+    public func step(_ parameters: [Parameter], gradientScale: Float) throws(RNNCoreError) {
+        guard gradientScale.isFinite, gradientScale >= 0 else {
+            throw .invalidArgument("gradient scale must be finite and non-negative, got \(gradientScale)")
+        }
         // Validate a parameter list once; later steps over the same parameters skip it (and allocate nothing).
         if !(validated.count == parameters.count && zip(validated, parameters).allSatisfy { $0 === $1 }) {
             var seen = Set<String>()
@@ -75,6 +88,14 @@ public final class Adam: Optimizer {
         let step = stepCount + 1
         var hyper = rnncore_adam_params(lr: learningRate, beta1: beta1, beta2: beta2, eps: epsilon,
                                         weight_decay: weightDecay)
+        if gradientScale != 1 {
+            // Adam is not linear in the gradient: the scale must be applied to the gradients themselves.
+            for p in parameters {
+                p.gradient.withUnsafeMutableBufferPointer { g in
+                    for i in g.indices { g[i] *= gradientScale }
+                }
+            }
+        }
         for p in parameters {
             var state = moments.removeValue(forKey: p.name) ?? (Tensor(zeros: p.shape), Tensor(zeros: p.shape))
             let status = rnncore_adam_step(p.value.writePointer(), state.m.writePointer(), state.v.writePointer(),
@@ -91,6 +112,18 @@ public final class Adam: Optimizer {
         self.moments = moments
         validated = []
     }
+}
+
+/// The global L2 norm of all gradients together, accumulated in double.
+/// - Throws: ``RNNCoreError/kernel(_:operation:)`` with `nonFinite` when the norm is NaN or infinite.
+public func gradientNorm(_ parameters: [Parameter]) throws(RNNCoreError) -> Double {
+    try clipGradientNorm(parameters, maxNorm: 0)
+}
+
+/// The factor that brings gradients of global norm `norm` down to `maxNorm` (1 when they are within it): the
+/// `gradientScale` to pass to ``Optimizer/step(_:gradientScale:)`` for global-norm clipping.
+public func clippingScale(norm: Double, maxNorm: Double) -> Float {
+    maxNorm > 0 && norm > maxNorm ? Float(maxNorm / (norm + 1e-6)) : 1
 }
 
 /// Scales all gradients together so that their global L2 norm is at most `maxNorm`, and returns the norm before

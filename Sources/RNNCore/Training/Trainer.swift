@@ -111,14 +111,16 @@ public final class Trainer {
                 } catch .kernel(.nonFinite, _) {
                     throw .invalidState("non-finite loss at epoch \(epoch), batch \(batch): training diverged; lower the learning rate or clip harder")
                 }
+                // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
+                var scale: Float = 1
                 if let clip = options.clipNorm, clip > 0 {
                     do {
-                        try clipGradientNorm(parameters, maxNorm: clip)
+                        scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
                     } catch {
                         throw .invalidState("non-finite gradient norm at epoch \(epoch), batch \(batch) (loss \(loss)): training diverged; lower the learning rate or clip harder")
                     }
                 }
-                try optimizer.step(parameters)
+                try optimizer.step(parameters, gradientScale: scale)
                 lossSum += loss
                 if batch % max(options.progressInterval, 1) == 0 || batch == batcher.batchesPerEpoch {
                     let seconds = Date().timeIntervalSince(epochStart)

@@ -52,6 +52,34 @@ struct NumericOptimizerTests {
         expectRNNCoreError(.kernel(.invalidArgument)) { try sgd.step(parameters) }
     }
 
+    /// Clipping through `gradientScale` (norm measured, factor handed to the optimizer) gives the same update as
+    /// scaling the gradients first (clipGradientNorm) and stepping: for SGD the factor folds into the rate, for
+    /// Adam it is applied to the gradients. Two float roundings differ, hence the `parameter` tolerance.
+    @Test(arguments: ["sgd", "adam"])
+    func gradientScaleEqualsClippingFirst(kind: String) throws {
+        var data = NumericsData(seed: 40)
+        let viaScale = Self.makeParameters(&data)
+        let viaClip = viaScale.map { Parameter(name: $0.name, value: $0.value) }
+        let make: () -> Optimizer = { kind == "sgd" ? SGD(learningRate: 0.5) : Adam(learningRate: 0.01) }
+        let (a, b) = (make(), make())
+        for _ in 1...3 {
+            _ = Self.fillGradients(viaScale, &data)
+            for (p, q) in zip(viaClip, viaScale) { p.gradient = q.gradient }
+            let norm = try gradientNorm(viaScale)
+            let maxNorm = norm / 3  // always clips
+            let scale = clippingScale(norm: norm, maxNorm: maxNorm)
+            #expect(scale < 1)
+            try a.step(viaScale, gradientScale: scale)
+            try clipGradientNorm(viaClip, maxNorm: maxNorm)
+            try b.step(viaClip)
+            for (p, q) in zip(viaScale, viaClip) {
+                expectApproximatelyEqual(p.value, q.value.widenedScalars, tolerance: Self.parameter, "\(kind) \(p.name)")
+            }
+        }
+        #expect(clippingScale(norm: 1, maxNorm: 2) == 1)
+        #expect(clippingScale(norm: 3, maxNorm: 0) == 1)
+    }
+
     @Test(arguments: [Float(0), 0.01])
     func adamMatchesTheReferenceOverFiveSteps(weightDecay: Float) throws {
         var data = NumericsData(seed: 32)
