@@ -20,7 +20,7 @@ struct Train: ParsableCommand {
     @Option(help: "Number of stacked RNN layers.") var layers: Int = 1
     @Option(help: "Batch size N (parallel streams).") var batch: Int = 20
     @Option(help: "Truncated-BPTT window T.") var bptt: Int = 35
-    @Option(help: "Epochs (default: 4 with --train, 5 on the built-in corpus).") var epochs: Int?
+    @Option(help: "Epochs (default: 4 with --train, 10 on the built-in corpus).") var epochs: Int?
     @Option(help: "Optimizer: sgd or adam.") var optimizer: OptimizerKind = .adam
     @Option(help: "Learning rate (default: 1 for sgd, 0.003 for adam).") var lr: Float?
     @Option(name: .customLong("lr-decay"), help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
         var options = TrainingOptions()
         options.batchSize = batch
         options.bptt = bptt
-        options.epochs = epochs ?? (train == nil ? 5 : 4)
+        options.epochs = epochs ?? (train == nil ? 10 : 4)
         options.clipNorm = clip > 0 ? clip : nil
         options.learningRateDecay = lrDecay
         log("model: \(layers)-layer tanh RNN, V=\(config.vocabularySize) D=\(embed) H=\(hidden), "
