@@ -107,18 +107,7 @@ def run(args):
     def forward_step(xs, ts):
         return model.forward(xs, ts)
 
-    def timed(step, count):
-        # the batch is built outside the timed region
-        seconds = []
-        for _ in range(count):
-            xs, ts = batches.next()
-            seconds += pc.time_steps(lambda: step(xs, ts), 1)
-        return seconds
-
-    timed(train_step, args.warmup)
-    train_s = timed(train_step, args.steps)
-    timed(forward_step, args.warmup)
-    fwd_s = timed(forward_step, args.steps)
+    train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
 
     return pc.result("numpy-textbook", name, (V, D, H, N, T), train_s, fwd_s, args,
                      dtype=str(model.params[0].dtype), last_loss=state["loss"],

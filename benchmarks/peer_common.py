@@ -90,6 +90,23 @@ def tokens_per_s(N, T, ms_median):
     return (N * T) / (ms_median / 1e3) if ms_median > 0 else float("inf")
 
 
+def measure(train_step, forward_step, batches, args):
+    """Warm-up then timed training steps, warm-up then timed forward steps; each step timed on its own, with its
+    batch built outside the timed region. Returns the two lists of seconds."""
+    def timed(step, count):
+        seconds = []
+        for _ in range(count):
+            xs, ts = batches.next()
+            seconds += time_steps(lambda: step(xs, ts), 1)
+        return seconds
+
+    timed(train_step, args.warmup)
+    train_seconds = timed(train_step, args.steps)
+    timed(forward_step, args.warmup)
+    forward_seconds = timed(forward_step, args.steps)
+    return train_seconds, forward_seconds
+
+
 def result(impl, name, sizes, train_seconds, forward_seconds, args, **extra):
     """The JSON object every peer prints: timings, throughput, run settings, then the peer's own fields."""
     V, D, H, N, T = sizes

@@ -136,17 +136,7 @@ def run(torch, args):
             state["h"] = h_n
             return loss.item()
 
-    def timed(step, count):
-        seconds = []
-        for _ in range(count):
-            xs, ts = batches.next()
-            seconds += pc.time_steps(lambda: step(xs, ts), 1)
-        return seconds
-
-    timed(train_step, args.warmup)
-    train_s = timed(train_step, args.steps)
-    timed(forward_step, args.warmup)
-    fwd_s = timed(forward_step, args.steps)
+    train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
 
     try:
         import numpy
