@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: the C suite (CMake build + ctest), a benchmark smoke run, the benchmark peers' self-check
+# Runs every test: the C suite (CMake build + ctest, and again under ASan+UBSan), a benchmark smoke run, the benchmark peers' self-check
 # (when python3 has numpy), and the Swift suite (swift test),
 # installing OpenBLAS/CMake first if missing. Exits non-zero if anything fails.
 set -euo pipefail
@@ -10,6 +10,11 @@ echo "== C kernels: CMake build + ctest"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
+
+echo "== C kernels under AddressSanitizer + UndefinedBehaviorSanitizer (ctest -L sanitize)"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DRNNCORE_SANITIZE=ON >/dev/null
+cmake --build build-sanitize -j"$(nproc)"
+ctest --test-dir build-sanitize -L sanitize --output-on-failure -j"$(nproc)"
 
 echo "== Benchmark smoke run: rnncore bench --config BOOK --steps 3 (a debug build: numbers mean nothing)"
 swift build
