@@ -29,6 +29,8 @@ struct Train: ParsableCommand {
     @Option(help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
     @Option(help: "Write the trained model to this safetensors file.") var out: String?
     @Option(help: "Write an SVG chart of train/valid perplexity per epoch.") var plot: String?
+    @Flag(name: .customLong("skip-nonfinite"), help: "Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping.")
+    var skipNonFinite = false
     @Flag(help: "Print one JSON object with the final metrics on standard output.") var json = false
 
     enum OptimizerKind: String, ExpressibleByArgument { case sgd, adam }
@@ -64,6 +66,7 @@ struct Train: ParsableCommand {
         options.epochs = epochs ?? (train == nil ? 10 : 4)
         options.clipNorm = clip > 0 ? clip : nil
         options.learningRateDecay = lrDecay
+        options.skipNonFinite = skipNonFinite
         log("model: \(layers)-layer tanh RNN, V=\(config.vocabularySize) D=\(embed) H=\(hidden), "
             + "\(model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
             + "N=\(batch) T=\(bptt), \(options.epochs) epochs, seed \(seed)")
@@ -85,7 +88,8 @@ struct Train: ParsableCommand {
                 let valid = r.validPerplexity.map { String(format: "%.2f", $0) } ?? "-"
                 log(String(format: "%5d  %9.2f  ", r.epoch, r.trainPerplexity) + valid.leftPadded(to: 9)
                     + String(format: "  %8.4g  %9.0f  ", r.learningRate, r.tokensPerSecond)
-                    + formatDuration(r.seconds).leftPadded(to: 6))
+                    + formatDuration(r.seconds).leftPadded(to: 6)
+                    + (r.skippedUpdates > 0 ? "  (\(r.skippedUpdates) non-finite updates skipped)" : ""))
             }
         }
 
@@ -118,6 +122,7 @@ struct Train: ParsableCommand {
                 "wall_seconds": seconds,
                 "parameters": model.parameters.scalarCount,
                 "epochs": reports.count,
+                "skipped_updates": reports.reduce(0) { $0 + $1.skippedUpdates },
                 "vocabulary_size": config.vocabularySize,
             ]
             if let best { result["valid_perplexity"] = best }

@@ -17,6 +17,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var restoreBest: Bool = true
     /// Batch size for the validation perplexity.
     public var evaluationBatchSize: Int = 10
+    /// Skip (and count) an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
+    public var skipNonFinite: Bool = false
     /// Report progress every this many batches.
     public var progressInterval: Int = 20
 
@@ -64,6 +66,8 @@ public struct EpochReport: Sendable, Codable {
     public var tokensPerSecond: Double
     /// Seconds the epoch took, validation included.
     public var seconds: Double
+    /// Updates skipped because the loss or gradient norm was not finite (only with `skipNonFinite`).
+    public var skippedUpdates: Int = 0
 }
 
 /// Trains a language model with truncated BPTT.
@@ -102,26 +106,39 @@ public final class Trainer {
         for epoch in 1...options.epochs {
             let epochStart = Date()
             var lossSum = 0.0
+            var counted = 0
+            var skipped = 0
             for batch in 1...batcher.batchesPerEpoch {
                 batcher.next(inputs: &inputs, targets: &targets)
                 parameters.zeroGradients()
-                let loss: Double
+                // A non-finite loss or gradient norm stops training, or with `skipNonFinite` skips the update.
+                var problem: String?
+                var loss = Double.nan
+                var scale: Float = 1
                 do {
                     (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
-                } catch .kernel(.nonFinite, _) {
-                    throw .invalidState("non-finite loss at epoch \(epoch), batch \(batch): training diverged; lower the learning rate or clip harder")
-                }
-                // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
-                var scale: Float = 1
-                if let clip = options.clipNorm, clip > 0 {
-                    do {
-                        scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
-                    } catch {
-                        throw .invalidState("non-finite gradient norm at epoch \(epoch), batch \(batch) (loss \(loss)): training diverged; lower the learning rate or clip harder")
+                    // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
+                    if let clip = options.clipNorm, clip > 0 {
+                        do {
+                            scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
+                        } catch .kernel(.nonFinite, _) {
+                            problem = "non-finite gradient norm"
+                        }
                     }
+                } catch .kernel(.nonFinite, _) {
+                    problem = "non-finite loss"
+                }
+                if let problem {
+                    guard options.skipNonFinite else {
+                        throw .invalidState("\(problem) at epoch \(epoch), batch \(batch): training diverged; lower the learning rate or clip harder")
+                    }
+                    skipped += 1
+                    model.resetState()  // the carried state may hold the NaN
+                    continue
                 }
                 try optimizer.step(parameters, gradientScale: scale)
                 lossSum += loss
+                counted += 1
                 if batch % max(options.progressInterval, 1) == 0 || batch == batcher.batchesPerEpoch {
                     let seconds = Date().timeIntervalSince(epochStart)
                     let done = Double((epoch - 1) * batcher.batchesPerEpoch + batch)
@@ -129,17 +146,17 @@ public final class Trainer {
                     let elapsed = Date().timeIntervalSince(start)
                     progress(.progress(TrainingProgress(
                         epoch: epoch, batch: batch, batchesPerEpoch: batcher.batchesPerEpoch,
-                        trainPerplexity: exp(lossSum / Double(batch)),
+                        trainPerplexity: exp(lossSum / Double(max(counted, 1))),
                         tokensPerSecond: Double(batch) * tokensPerBatch / max(seconds, 1e-9),
                         elapsed: elapsed, remaining: elapsed / done * (all - done))))
                 }
             }
             let trainSeconds = Date().timeIntervalSince(epochStart)
             var report = EpochReport(
-                epoch: epoch, trainPerplexity: exp(lossSum / Double(batcher.batchesPerEpoch)), validPerplexity: nil,
+                epoch: epoch, trainPerplexity: counted > 0 ? exp(lossSum / Double(counted)) : .nan, validPerplexity: nil,
                 learningRate: optimizer.learningRate,
                 tokensPerSecond: Double(batcher.batchesPerEpoch) * tokensPerBatch / max(trainSeconds, 1e-9),
-                seconds: 0)
+                seconds: 0, skippedUpdates: skipped)
             if let valid {
                 let perplexity = try model.perplexity(on: valid, batchSize: options.evaluationBatchSize,
                                                       bptt: options.bptt)
