@@ -155,6 +155,21 @@ public struct Corpus: Sendable, Equatable {
         return Splits(train: trainCorpus, valid: validCorpus, test: testCorpus)
     }
 
+    /// Tokenises the bytes of a text with a new vocabulary, validating them exactly as a file is validated.
+    /// - Parameters:
+    ///   - bytes: UTF-8 text; a leading byte-order mark is skipped.
+    ///   - level: The tokenisation level.
+    ///   - name: How errors refer to the text (in place of a file path).
+    ///   - maximumLineLength: The longest line accepted, in bytes (without the `"\n"`).
+    /// - Throws: ``DataError/emptyFile(path:)``, ``DataError/invalidUTF8(path:byteOffset:)``,
+    ///   ``DataError/lineTooLong(path:line:length:limit:)`` or a vocabulary error.
+    public init(utf8 bytes: [UInt8], level: Vocabulary.Level, name: String = "<memory>",
+                maximumLineLength: Int = Corpus.defaultMaximumLineLength) throws(DataError) {
+        let text = try Self.decodeText(bytes, path: name, maximumLineLength: maximumLineLength)
+        let (vocabulary, ids) = try Vocabulary.build(from: text, level: level, path: name)
+        self.init(uncheckedIDs: ids, vocabulary: vocabulary)
+    }
+
     /// Reads a file and checks that it is non-empty, valid UTF-8 with lines no longer than `maximumLineLength`.
     static func readText(atPath path: String, maximumLineLength: Int) throws(DataError) -> String {
         let bytes: [UInt8]
@@ -163,6 +178,11 @@ public struct Corpus: Sendable, Equatable {
         } catch {
             throw error.isNotFound ? .fileNotFound(path: path) : .fileSystem(path: path, reason: error.reason)
         }
+        return try decodeText(bytes, path: path, maximumLineLength: maximumLineLength)
+    }
+
+    /// Checks that `bytes` are non-empty, valid UTF-8 with lines no longer than `maximumLineLength`.
+    static func decodeText(_ bytes: [UInt8], path: String, maximumLineLength: Int) throws(DataError) -> String {
         let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
         let start = bytes.starts(with: bom) ? 3 : 0
         guard bytes.count > start else { throw .emptyFile(path: path) }
