@@ -29,6 +29,8 @@ struct Train: ParsableCommand {
     @Option(help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
     @Option(help: "Write the trained model to this safetensors file.") var out: String?
     @Option(help: "Write an SVG chart of train/valid perplexity per epoch.") var plot: String?
+    @Flag(help: "Also report the training accuracy (next token predicted as the most likely one) of every epoch.")
+    var accuracy = false
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping.")
     var skipNonFinite = false
     @Flag(help: "Print one JSON object with the final metrics on standard output.") var json = false
@@ -67,6 +69,7 @@ struct Train: ParsableCommand {
         options.clipNorm = clip > 0 ? clip : nil
         options.learningRateDecay = lrDecay
         options.skipNonFinite = skipNonFinite
+        options.measureAccuracy = accuracy
         log("model: \(layers)-layer tanh RNN, V=\(config.vocabularySize) D=\(embed) H=\(hidden), "
             + "\(model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
             + "N=\(batch) T=\(bptt), \(options.epochs) epochs, seed \(seed)")
@@ -89,6 +92,7 @@ struct Train: ParsableCommand {
                 log(String(format: "%5d  %9.2f  ", r.epoch, r.trainPerplexity) + valid.leftPadded(to: 9)
                     + String(format: "  %8.4g  %9.0f  ", r.learningRate, r.tokensPerSecond)
                     + formatDuration(r.seconds).leftPadded(to: 6)
+                    + (r.trainAccuracy.map { String(format: "  accuracy %.2f%%", $0 * 100) } ?? "")
                     + (r.skippedUpdates > 0 ? "  (\(r.skippedUpdates) non-finite updates skipped)" : ""))
             }
         }
@@ -128,6 +132,7 @@ struct Train: ParsableCommand {
             if let best { result["valid_perplexity"] = best }
             if let testPerplexity { result["test_perplexity"] = testPerplexity }
             if let truth = data.truePerplexity { result["true_perplexity"] = truth }
+            if let accuracy = reports.last?.trainAccuracy { result["train_accuracy"] = accuracy }
             let encoded = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
             print(String(decoding: encoded, as: UTF8.self))
         }

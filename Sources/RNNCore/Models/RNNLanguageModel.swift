@@ -150,11 +150,14 @@ public final class RNNLanguageModel {
     ///
     /// Activations and their gradients live in buffers the model keeps, so that after the first window of a given
     /// shape a training step allocates no tensor memory.
-    public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int,
-                                 ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
+    /// - Parameter correct: when not nil, receives how many counted targets were the most likely token (ties go to
+    ///   the smaller id), measured on the logits before the gradient overwrites them.
+    public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int, ignoreIndex: Int32? = nil,
+                                 correct: UnsafeMutablePointer<Int>? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
         try forwardIntoBuffers(ids, batchSize: N)
         defer { releaseCaches() }
+        if let correct { correct.pointee = Self.countCorrect(buffers.logits, targets: targets, ignoreIndex: ignoreIndex) }
         criterion.ignoreIndex = ignoreIndex
         let result = try criterion.lossAndGradient(&buffers.logits, targets: targets)
         let L = recurrentLayers.count
@@ -170,6 +173,21 @@ public final class RNNLanguageModel {
         }
         try embedding.backward(buffers.embeddedGradient)
         return result
+    }
+
+    /// How many rows of `logits` have their largest entry at the target (ignored targets do not count).
+    static func countCorrect(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32?) -> Int {
+        let V = logits.shape.last ?? 1
+        return logits.withUnsafeBufferPointer { z in
+            var correct = 0
+            for (m, target) in targets.enumerated() where target != ignoreIndex {
+                let row = z[(m * V)..<((m + 1) * V)]
+                var best = row.startIndex
+                for i in row.indices where row[i] > row[best] { best = i }
+                if best - m * V == Int(target) { correct += 1 }
+            }
+            return correct
+        }
     }
 
     /// Runs embedding → recurrent layers → output into the activation buffers.

@@ -17,6 +17,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var restoreBest: Bool = true
     /// Batch size for the validation perplexity.
     public var evaluationBatchSize: Int = 10
+    /// Also measure the training accuracy (share of targets that were the most likely token) of every epoch.
+    public var measureAccuracy: Bool = false
     /// Skip (and count) an update whose loss or gradient norm is NaN or infinite instead of stopping with an error.
     public var skipNonFinite: Bool = false
     /// Report progress every this many batches.
@@ -68,6 +70,8 @@ public struct EpochReport: Sendable, Codable {
     public var seconds: Double
     /// Updates skipped because the loss or gradient norm was not finite (only with `skipNonFinite`).
     public var skippedUpdates: Int = 0
+    /// Share of training targets predicted as the most likely token during the epoch (with `measureAccuracy`).
+    public var trainAccuracy: Double?
 }
 
 /// Trains a language model with truncated BPTT.
@@ -108,6 +112,7 @@ public final class Trainer {
             var lossSum = 0.0
             var counted = 0
             var skipped = 0
+            var correctSum = 0
             for batch in 1...batcher.batchesPerEpoch {
                 batcher.next(inputs: &inputs, targets: &targets)
                 parameters.zeroGradients()
@@ -116,7 +121,12 @@ public final class Trainer {
                 var loss = Double.nan
                 var scale: Float = 1
                 do {
-                    (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
+                    var right = 0
+                    (loss, _) = try withUnsafeMutablePointer(to: &right) { (pointer) throws(RNNCoreError) in
+                        try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize,
+                                                   correct: options.measureAccuracy ? pointer : nil)
+                    }
+                    correctSum += right
                     // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
                     if let clip = options.clipNorm, clip > 0 {
                         do {
@@ -156,7 +166,9 @@ public final class Trainer {
                 epoch: epoch, trainPerplexity: counted > 0 ? exp(lossSum / Double(counted)) : .nan, validPerplexity: nil,
                 learningRate: optimizer.learningRate,
                 tokensPerSecond: Double(batcher.batchesPerEpoch) * tokensPerBatch / max(trainSeconds, 1e-9),
-                seconds: 0, skippedUpdates: skipped)
+                seconds: 0, skippedUpdates: skipped,
+                trainAccuracy: options.measureAccuracy && counted > 0
+                    ? Double(correctSum) / Double(counted * options.batchSize * options.bptt) : nil)
             if let valid {
                 let perplexity = try model.perplexity(on: valid, batchSize: options.evaluationBatchSize,
                                                       bptt: options.bptt)
