@@ -24,52 +24,54 @@ public final class SoftmaxCrossEntropy {
     /// Mean loss over the rows of `logits` (…, V) against one target id per row, keeping nothing (evaluation).
     /// - Returns: the mean loss and the number of counted rows.
     public func loss(_ logits: Tensor, targets: [Int32]) throws(RNNCoreError) -> (loss: Double, count: Int) {
-        guard let V = logits.shape.last, V > 0, logits.count / V == targets.count, !targets.isEmpty else {
-            throw .shapeMismatch("softmax cross-entropy: logits \(logits.shape) do not fit \(targets.count) targets")
-        }
-        var loss = 0.0
-        var counted: Int64 = 0
-        let status = targets.withUnsafeBufferPointer { tp in
-            rnncore_softmax_cross_entropy(&loss, &counted, nil, logits.readPointer, tp.baseAddress,
-                                          Int64(tp.count), Int64(V), ignoreIndex ?? noIgnoreIndex, 1)
-        }
-        try check(status, "softmax cross-entropy")
-        return (loss, Int(counted))
+        let V = try classCount(logits.shape, targets)
+        return try fusedPass(logits.readPointer, gradient: nil, classes: V, targets: targets,
+                             ignoreIndex: ignoreIndex, dloss: 1, operation: "softmax cross-entropy")
     }
 
     /// The mean loss and, in the same fused pass, its gradient written over `logits` in place: the training fast
     /// path, which needs no second pass and no copy of the (N·T, V) logits.
     public func lossAndGradient(_ logits: inout Tensor, targets: [Int32],
                                 dloss: Float = 1) throws(RNNCoreError) -> (loss: Double, count: Int) {
-        guard let V = logits.shape.last, V > 0, logits.count / V == targets.count, !targets.isEmpty else {
-            throw .shapeMismatch("softmax cross-entropy: logits \(logits.shape) do not fit \(targets.count) targets")
-        }
-        var loss = 0.0
-        var counted: Int64 = 0
-        let status = targets.withUnsafeBufferPointer { tp in
-            let p = logits.writePointer()
-            return rnncore_softmax_cross_entropy(&loss, &counted, p, p, tp.baseAddress, Int64(tp.count), Int64(V),
-                                                 ignoreIndex ?? noIgnoreIndex, dloss)
-        }
-        cache = nil  // the logits are gone: a later backward() must not use an older forward
-        try check(status, "softmax cross-entropy")
-        return (loss, Int(counted))
+        let V = try classCount(logits.shape, targets)
+        defer { cache = nil }  // the logits are overwritten: a later backward() must not use an older forward
+        let p = logits.writePointer()
+        return try fusedPass(p, gradient: p, classes: V, targets: targets, ignoreIndex: ignoreIndex,
+                             dloss: dloss, operation: "softmax cross-entropy")
     }
 
     /// The gradient of `dloss · meanLoss` with respect to the last forward's logits.
     public func backward(dloss: Float = 1) throws(RNNCoreError) -> Tensor {
         guard let (logits, targets, ignoreIndex) = cache else { throw .invalidState("softmax cross-entropy backward before forward") }
         var grad = logits  // overwritten in place by the kernel (a copy only if logits are still shared)
-        var loss = 0.0
-        let V = logits.shape.last!
-        let status = targets.withUnsafeBufferPointer { tp in
-            let p = grad.writePointer()
-            return rnncore_softmax_cross_entropy(&loss, nil, p, p, tp.baseAddress, Int64(tp.count), Int64(V),
-                                                 ignoreIndex ?? noIgnoreIndex, dloss)
-        }
-        try check(status, "softmax cross-entropy backward")
+        let p = grad.writePointer()
+        _ = try fusedPass(p, gradient: p, classes: grad.shape.last!, targets: targets, ignoreIndex: ignoreIndex,
+                          dloss: dloss, operation: "softmax cross-entropy backward")
         cache = nil
         return grad
+    }
+
+    /// V, after checking that `shape` (…, V) has one row per target.
+    private func classCount(_ shape: [Int], _ targets: [Int32]) throws(RNNCoreError) -> Int {
+        guard let V = shape.last, V > 0, shape.reduce(1, *) / V == targets.count, !targets.isEmpty else {
+            throw .shapeMismatch("softmax cross-entropy: logits \(shape) do not fit \(targets.count) targets")
+        }
+        return V
+    }
+
+    /// The one fused C pass behind every entry point: loss, and the gradient into `gradient` when it is not nil
+    /// (it may be `logits` itself). The caller keeps both buffers alive across the call.
+    private func fusedPass(_ logits: UnsafePointer<Float>, gradient: UnsafeMutablePointer<Float>?, classes V: Int,
+                           targets: [Int32], ignoreIndex: Int32?, dloss: Float,
+                           operation: @autoclosure () -> String) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        var loss = 0.0
+        var counted: Int64 = 0
+        let status = targets.withUnsafeBufferPointer { tp in
+            rnncore_softmax_cross_entropy(&loss, &counted, gradient, logits, tp.baseAddress, Int64(tp.count),
+                                          Int64(V), ignoreIndex ?? noIgnoreIndex, dloss)
+        }
+        try check(status, operation())
+        return (loss, Int(counted))
     }
 }
 
