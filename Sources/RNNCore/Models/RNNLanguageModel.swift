@@ -150,14 +150,31 @@ public final class RNNLanguageModel {
     ///
     /// Activations and their gradients live in buffers the model keeps, so that after the first window of a given
     /// shape a training step allocates no tensor memory.
-    /// - Parameter correct: when not nil, receives how many counted targets were the most likely token (ties go to
-    ///   the smaller id), measured on the logits before the gradient overwrites them.
+    public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int,
+                                 ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        let (loss, count, _) = try step(ids: ids, targets: targets, batchSize: N, ignoreIndex: ignoreIndex,
+                                        countCorrect: false)
+        return (loss, count)
+    }
+
+    /// ``lossAndGradients(ids:targets:batchSize:ignoreIndex:)``, also setting `correct` to how many counted targets
+    /// were the most likely token (ties go to the smaller id), measured on the logits before the gradient
+    /// overwrites them.
     public func lossAndGradients(ids: [Int32], targets: [Int32], batchSize N: Int, ignoreIndex: Int32? = nil,
-                                 correct: UnsafeMutablePointer<Int>? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
+                                 correct: inout Int) throws(RNNCoreError) -> (loss: Double, count: Int) {
+        let (loss, count, right) = try step(ids: ids, targets: targets, batchSize: N, ignoreIndex: ignoreIndex,
+                                            countCorrect: true)
+        correct = right
+        return (loss, count)
+    }
+
+    /// Forward, loss, optional accuracy count, backward.
+    private func step(ids: [Int32], targets: [Int32], batchSize N: Int, ignoreIndex: Int32?,
+                      countCorrect: Bool) throws(RNNCoreError) -> (loss: Double, count: Int, correct: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
         try forwardIntoBuffers(ids, batchSize: N)
         defer { releaseCaches() }
-        if let correct { correct.pointee = Self.countCorrect(buffers.logits, targets: targets, ignoreIndex: ignoreIndex) }
+        let correct = countCorrect ? Self.countCorrect(buffers.logits, targets: targets, ignoreIndex: ignoreIndex) : 0
         criterion.ignoreIndex = ignoreIndex
         let result = try criterion.lossAndGradient(&buffers.logits, targets: targets)
         let L = recurrentLayers.count
@@ -172,7 +189,7 @@ public final class RNNLanguageModel {
             }
         }
         try embedding.backward(buffers.embeddedGradient)
-        return result
+        return (result.loss, result.count, correct)
     }
 
     /// How many rows of `logits` have their largest entry at the target (ignored targets do not count).

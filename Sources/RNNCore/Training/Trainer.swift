@@ -121,12 +121,14 @@ public final class Trainer {
                 var loss = Double.nan
                 var scale: Float = 1
                 do {
-                    var right = 0
-                    (loss, _) = try withUnsafeMutablePointer(to: &right) { (pointer) throws(RNNCoreError) in
-                        try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize,
-                                                   correct: options.measureAccuracy ? pointer : nil)
+                    if options.measureAccuracy {
+                        var right = 0
+                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets,
+                                                               batchSize: options.batchSize, correct: &right)
+                        correctSum += right
+                    } else {
+                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
                     }
-                    correctSum += right
                     // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
                     if let clip = options.clipNorm, clip > 0 {
                         do {

@@ -36,9 +36,7 @@ struct CharacterLevelTests {
         }
         model.resetState()
         var correct = -1
-        _ = try withUnsafeMutablePointer(to: &correct) { (p) throws(RNNCoreError) in
-            try model.lossAndGradients(ids: ids, targets: targets, batchSize: 2, ignoreIndex: -1, correct: p)
-        }
+        _ = try model.lossAndGradients(ids: ids, targets: targets, batchSize: 2, ignoreIndex: -1, correct: &correct)
         #expect(correct == expected)
     }
 }
