@@ -133,6 +133,15 @@ static inline float rc_tanhf(float x) {
     return copysignf(ax < 0.5f ? small : large, x);
 }
 
+/* The logistic sigmoid 1/(1 + e^-x), branch-free (a select) so that loops over it vectorise; NaN stays NaN.
+ * With e = e^-|x| <= 1: σ(|x|) = 1/(1 + e) and σ(-|x|) = e/(1 + e), neither of which cancels, so the relative
+ * error stays that of rc_exp_nonpositive (tests/test_lstm.c measures it against double). */
+static inline float rc_sigmoidf(float x) {
+    const float e = rc_exp_nonpositive(-fabsf(x));
+    const float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
 /* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions. */
 static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,

@@ -119,24 +119,77 @@ rnncore_status rnncore_rnn_forward(float *hs, float *h_last, const float *xs, co
     return RNNCORE_OK;
 }
 
-rnncore_status rnncore_rnn_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H) {
+/* Age buckets used by a truncated backward: min(truncation, T) when that cuts anything, 0 for the full window. */
+static int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
+    return truncation > 0 && truncation < T ? truncation : 0;
+}
+
+rnncore_status rnncore_rnn_backward_truncated_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H,
+                                                             int64_t truncation) {
     RNNCORE_FAIL_IF(!count, RNNCORE_ERR_NULL_POINTER);
+    RNNCORE_FAIL_IF(truncation < 0, RNNCORE_ERR_INVALID_ARGUMENT);
     RNNCORE_TRY(check_rnn_sizes(N, T, 1, H));
+    const int64_t k = rc_truncation_ages(truncation, T);
+    /* dT and the shifted states (2*N*T*H), then either the carry (N*H) or the age buckets and their
+     * pre-activation gradients ((2k-1)*N*H, k <= T). */
     int64_t total;
-    RNNCORE_TRY(rc_mul(&total, 2 * N * T + N, H));
+    RNNCORE_TRY(rc_mul(&total, 2 * N * T + (k ? 2 * k - 1 : 1) * N, H));
     *count = total;
     return RNNCORE_OK;
 }
 
-rnncore_status rnncore_rnn_backward(float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *workspace,
-                                    const float *dhs, const float *dh_last, const float *xs, const float *h0,
-                                    const float *hs, const float *wx, const float *wh, int64_t N, int64_t T,
-                                    int64_t D, int64_t H) {
+rnncore_status rnncore_rnn_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H) {
+    return rnncore_rnn_backward_truncated_workspace_size(count, N, T, H, 0);
+}
+
+/* The time loop of a truncated backward. Bucket s of B (k,N,H) holds the errors of outputs t+s that have
+ * reached h_t. Their sum, through 1 - h², is step t's dt; buckets 0..k-2 move one step back (age + 1) through
+ * Whᵀ in one GEMM of (k-1)*N rows, and bucket k-1 stops here. */
+static void rnn_backward_truncated_loop(float *dT, float *dh0, float *B, float *Ab, const float *dhs,
+                                        const float *dh_last, const float *hs, const float *wh, int64_t N,
+                                        int64_t T, int64_t H, int64_t k) {
+    const int64_t ld = T * H, NH = N * H;
+    memset(B, 0, (size_t)(k * NH) * sizeof(float));
+    for (int64_t t = T - 1; t >= 0; t--) {
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t row = n * ld + t * H;
+            float *b0 = B + n * H;
+            for (int64_t i = 0; i < H; i++) b0[i] = dhs[row + i] + (dh_last && t == T - 1 ? dh_last[n * H + i] : 0.0f);
+            for (int64_t i = 0; i < H; i++) {
+                const float h = hs[row + i], dtanh = 1.0f - h * h;
+                float sum = 0.0f;
+                for (int64_t s = 0; s < k; s++) {
+                    const float g = B[s * NH + n * H + i];
+                    sum += g;
+                    if (s < k - 1) Ab[s * NH + n * H + i] = g * dtanh;
+                }
+                dT[row + i] = sum * dtanh;
+            }
+        }
+        if (k < 2) continue;
+        if (t > 0) {
+            rc_sgemm(false, true, (k - 1) * N, H, H, 1.0f, Ab, H, wh, H, 0.0f, B + NH, H);
+        } else if (dh0) {
+            for (int64_t s = 1; s < k - 1; s++) {
+                for (int64_t j = 0; j < NH; j++) Ab[j] += Ab[s * NH + j];
+            }
+            rc_sgemm(false, true, N, H, H, 1.0f, Ab, H, wh, H, 0.0f, dh0, H);
+        }
+    }
+    if (dh0 && k < 2) memset(dh0, 0, (size_t)NH * sizeof(float));
+}
+
+rnncore_status rnncore_rnn_backward_truncated(float *dxs, float *dh0, float *dwx, float *dwh, float *db,
+                                              float *workspace, const float *dhs, const float *dh_last,
+                                              const float *xs, const float *h0, const float *hs, const float *wx,
+                                              const float *wh, int64_t N, int64_t T, int64_t D, int64_t H,
+                                              int64_t truncation) {
     RNNCORE_FAIL_IF(!dwx || !dwh || !workspace || !dhs || !xs || !hs || !wx || !wh, RNNCORE_ERR_NULL_POINTER);
+    RNNCORE_FAIL_IF(truncation < 0, RNNCORE_ERR_INVALID_ARGUMENT);
     RNNCORE_TRY(check_rnn_sizes(N, T, D, H));
     int64_t ws_count;
-    RNNCORE_TRY(rnncore_rnn_backward_workspace_size(&ws_count, N, T, H));
-    const int64_t NT = N * T, ld = T * H;
+    RNNCORE_TRY(rnncore_rnn_backward_truncated_workspace_size(&ws_count, N, T, H, truncation));
+    const int64_t NT = N * T, ld = T * H, k = rc_truncation_ages(truncation, T);
     const rc_buf outs[] = {{dxs, NT * D}, {dh0, N * H}, {dwx, D * H}, {dwh, H * H}, {db, H}, {workspace, ws_count}};
     const rc_buf ins[] = {{dhs, NT * H}, {dh_last, N * H}, {xs, NT * D}, {h0, N * H},
                           {hs, NT * H},  {wx, D * H},      {wh, H * H}};
@@ -144,26 +197,30 @@ rnncore_status rnncore_rnn_backward(float *dxs, float *dh0, float *dwx, float *d
 
     float *dT = workspace;           /* (N,T,H): gradient before tanh, dt = dh ⊙ (1 - h²) */
     float *h_prev = dT + NT * H;     /* (N,T,H): the state each step started from */
-    float *carry = h_prev + NT * H;  /* (N,H):   gradient flowing into the previous step's h */
+    float *carry = h_prev + NT * H;  /* (N,H) gradient into the previous step's h; or the age buckets */
 
-    if (dh_last) {
-        memcpy(carry, dh_last, (size_t)(N * H) * sizeof(float));
+    if (k) {
+        rnn_backward_truncated_loop(dT, dh0, carry, carry + k * N * H, dhs, dh_last, hs, wh, N, T, H, k);
     } else {
-        memset(carry, 0, (size_t)(N * H) * sizeof(float));
-    }
-    for (int64_t t = T - 1; t >= 0; t--) {
-        for (int64_t n = 0; n < N; n++) {
-            const int64_t row = n * ld + t * H;
-            const float *c = carry + n * H;
-            for (int64_t i = 0; i < H; i++) {
-                const float h = hs[row + i];
-                dT[row + i] = (dhs[row + i] + c[i]) * (1.0f - h * h);
-            }
+        if (dh_last) {
+            memcpy(carry, dh_last, (size_t)(N * H) * sizeof(float));
+        } else {
+            memset(carry, 0, (size_t)(N * H) * sizeof(float));
         }
-        if (t > 0) {
-            rc_sgemm(false, true, N, H, H, 1.0f, dT + t * H, ld, wh, H, 0.0f, carry, H);
-        } else if (dh0) {
-            rc_sgemm(false, true, N, H, H, 1.0f, dT, ld, wh, H, 0.0f, dh0, H);
+        for (int64_t t = T - 1; t >= 0; t--) {
+            for (int64_t n = 0; n < N; n++) {
+                const int64_t row = n * ld + t * H;
+                const float *c = carry + n * H;
+                for (int64_t i = 0; i < H; i++) {
+                    const float h = hs[row + i];
+                    dT[row + i] = (dhs[row + i] + c[i]) * (1.0f - h * h);
+                }
+            }
+            if (t > 0) {
+                rc_sgemm(false, true, N, H, H, 1.0f, dT + t * H, ld, wh, H, 0.0f, carry, H);
+            } else if (dh0) {
+                rc_sgemm(false, true, N, H, H, 1.0f, dT, ld, wh, H, 0.0f, dh0, H);
+            }
         }
     }
 
@@ -182,4 +239,12 @@ rnncore_status rnncore_rnn_backward(float *dxs, float *dh0, float *dwx, float *d
     if (db) add_column_sums(db, dT, NT, H);
     if (dxs) rc_sgemm(false, true, NT, D, H, 1.0f, dT, H, wx, H, 0.0f, dxs, D);
     return RNNCORE_OK;
+}
+
+rnncore_status rnncore_rnn_backward(float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *workspace,
+                                    const float *dhs, const float *dh_last, const float *xs, const float *h0,
+                                    const float *hs, const float *wx, const float *wh, int64_t N, int64_t T,
+                                    int64_t D, int64_t H) {
+    return rnncore_rnn_backward_truncated(dxs, dh0, dwx, dwh, db, workspace, dhs, dh_last, xs, h0, hs, wx, wh, N,
+                                          T, D, H, 0);
 }

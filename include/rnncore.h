@@ -149,6 +149,112 @@ RNNCORE_API rnncore_status rnncore_rnn_backward(
 /* Number of floats rnncore_rnn_backward needs as workspace (2*N*T*H + N*H). */
 RNNCORE_API rnncore_status rnncore_rnn_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H);
 
+/* ---- truncated backpropagation inside the window ----------------------------------------------------------
+ * The same as rnncore_rnn_backward, except that the error of each output hs[:,t] flows back through at most
+ * `truncation` steps: it reaches the pre-activations of steps t, t-1, ..., t-truncation+1 and no further
+ * (dh_last counts as an error of step T-1). With 1 <= truncation < T, dh0 receives only the errors still
+ * inside their limit when they leave step 0, those of outputs t <= truncation-2. truncation = 0, or
+ * truncation >= T, is full backpropagation through the window, dh0 included, and gives exactly the results of
+ * rnncore_rnn_backward. Cost: the recurrent GEMM of each step grows to truncation-1 times N rows. */
+RNNCORE_API rnncore_status rnncore_rnn_backward_truncated(
+    float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *workspace,
+    const float *dhs, const float *dh_last, const float *xs, const float *h0, const float *hs,
+    const float *wx, const float *wh, int64_t N, int64_t T, int64_t D, int64_t H,
+    int64_t truncation); /* >= 0 */
+
+/* Number of floats rnncore_rnn_backward_truncated needs as workspace. */
+RNNCORE_API rnncore_status rnncore_rnn_backward_truncated_workspace_size(int64_t *count, int64_t N, int64_t T,
+                                                                          int64_t H, int64_t truncation);
+
+/* ---- LSTM: one step ------------------------------------------------------------------------------------------
+ * The four gates share one fused GEMM over concatenated weights, in PyTorch's order i, f, g, o along the 4H
+ * columns: a = x·Wx + h_prev·Wh + b with Wx (D,4H), Wh (H,4H), b (4H), then
+ *   i = σ(a[0:H]), f = σ(a[H:2H]), g = tanh(a[2H:3H]), o = σ(a[3H:4H]),
+ *   c_next = f ⊙ c_prev + i ⊙ g,  h_next = o ⊙ tanh(c_next).
+ * (PyTorch's weight_ih (4H,D) is Wxᵀ, weight_hh (4H,H) is Whᵀ, and bias_ih + bias_hh is b.) */
+
+RNNCORE_API rnncore_status rnncore_lstm_step_forward(
+    float *h_next,        /* (N,H) out, overwritten */
+    float *c_next,        /* (N,H) out, overwritten */
+    float *gates,         /* (N,4H) out, overwritten with the activated gates i, f, g, o (backward needs them) */
+    const float *x,       /* (N,D) */
+    const float *h_prev,  /* (N,H); may be NULL for zeros */
+    const float *c_prev,  /* (N,H); may be NULL for zeros */
+    const float *wx,      /* (D,4H) */
+    const float *wh,      /* (H,4H) */
+    const float *b,       /* (4H); may be NULL */
+    int64_t N, int64_t D, int64_t H);
+
+/* Backward of one step: dx = dA·Wxᵀ, dh_prev = dA·Whᵀ, dc_prev (overwritten); dWx += xᵀ·dA, dWh += h_prevᵀ·dA,
+ * db += Σ_n dA, where dA (N,4H), the gradient of the gate pre-activations, is written to `workspace`. */
+RNNCORE_API rnncore_status rnncore_lstm_step_backward(
+    float *dx,            /* (N,D) out, overwritten; may be NULL */
+    float *dh_prev,       /* (N,H) out, overwritten; may be NULL */
+    float *dc_prev,       /* (N,H) out, overwritten; may be NULL */
+    float *dwx,           /* (D,4H) accumulated */
+    float *dwh,           /* (H,4H) accumulated */
+    float *db,            /* (4H) accumulated; may be NULL */
+    float *workspace,     /* see rnncore_lstm_step_backward_workspace_size */
+    const float *dh_next, /* (N,H) gradient of the loss with respect to h_next */
+    const float *dc_next, /* (N,H) gradient with respect to c_next from later steps; may be NULL */
+    const float *x,       /* (N,D) the forward input */
+    const float *h_prev,  /* (N,H) the forward input; may be NULL for zeros */
+    const float *c_prev,  /* (N,H) the forward input; may be NULL for zeros */
+    const float *c_next,  /* (N,H) the forward output */
+    const float *gates,   /* (N,4H) the forward output */
+    const float *wx,      /* (D,4H) */
+    const float *wh,      /* (H,4H) */
+    int64_t N, int64_t D, int64_t H);
+
+/* Number of floats rnncore_lstm_step_backward needs as workspace (4*N*H). */
+RNNCORE_API rnncore_status rnncore_lstm_step_backward_workspace_size(int64_t *count, int64_t N, int64_t H);
+
+/* ---- LSTM: a whole window of T steps -----------------------------------------------------------------------
+ * The step above for t = 0..T-1 from (h0, c0). The input projection of all N*T rows is one GEMM; the time loop
+ * holds one (N,H)x(H,4H) GEMM and one fused pass over the gates. */
+
+RNNCORE_API rnncore_status rnncore_lstm_forward(
+    float *hs,            /* (N,T,H) out, overwritten: every hidden state */
+    float *cs,            /* (N,T,H) out, overwritten: every cell state (backward needs them) */
+    float *gates,         /* (N,T,4H) out, overwritten: every activated gate (backward needs them) */
+    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL; may equal h0 */
+    float *c_last,        /* (N,H) out, overwritten with cs[:,T-1]; may be NULL; may equal c0 */
+    const float *xs,      /* (N,T,D) */
+    const float *h0,      /* (N,H); may be NULL for zeros */
+    const float *c0,      /* (N,H); may be NULL for zeros */
+    const float *wx,      /* (D,4H) */
+    const float *wh,      /* (H,4H) */
+    const float *b,       /* (4H); may be NULL */
+    int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Backpropagation through time over the window, with the truncation rule of rnncore_rnn_backward_truncated
+ * (truncation = 0: the whole window). dh0 and dc0 receive the gradients flowing into the initial state. */
+RNNCORE_API rnncore_status rnncore_lstm_backward(
+    float *dxs,           /* (N,T,D) out, overwritten; may be NULL */
+    float *dh0,           /* (N,H) out, overwritten; may be NULL */
+    float *dc0,           /* (N,H) out, overwritten; may be NULL */
+    float *dwx,           /* (D,4H) accumulated */
+    float *dwh,           /* (H,4H) accumulated */
+    float *db,            /* (4H) accumulated; may be NULL */
+    float *workspace,     /* see rnncore_lstm_backward_workspace_size */
+    const float *dhs,     /* (N,T,H) gradient of the loss with respect to every hs */
+    const float *dh_last, /* (N,H) extra gradient into hs[:,T-1] from later; may be NULL */
+    const float *dc_last, /* (N,H) extra gradient into cs[:,T-1] from later; may be NULL */
+    const float *xs,      /* (N,T,D) the forward input */
+    const float *h0,      /* (N,H) the forward initial state; may be NULL for zeros */
+    const float *c0,      /* (N,H) the forward initial cell state; may be NULL for zeros */
+    const float *hs,      /* (N,T,H) the forward output */
+    const float *cs,      /* (N,T,H) the forward output */
+    const float *gates,   /* (N,T,4H) the forward output */
+    const float *wx,      /* (D,4H) */
+    const float *wh,      /* (H,4H) */
+    int64_t N, int64_t T, int64_t D, int64_t H,
+    int64_t truncation);  /* >= 0; 0 = no limit inside the window */
+
+/* Number of floats rnncore_lstm_backward needs as workspace. */
+RNNCORE_API rnncore_status rnncore_lstm_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H,
+                                                                 int64_t truncation);
+
 /* ---- embedding (TimeEmbedding) ----------------------------------------------------------------------------- */
 
 /* out[m] = W[ids[m]]. Every id is checked before anything is written. */

@@ -1,3 +1,11 @@
+/// The recurrent cell of a layer.
+public enum CellKind: String, Codable, Sendable, CaseIterable {
+    /// The tanh RNN: h = tanh(x·Wx + h·Wh + b).
+    case rnn
+    /// The LSTM with input, forget, cell and output gates (PyTorch's gate order i, f, g, o).
+    case lstm
+}
+
 /// An RNN language model: embedding → L stacked tanh RNN layers → affine → softmax cross-entropy.
 ///
 /// The textbook's SimpleRnnlm, generalised to several layers. Inputs are token ids in batch-major order: N streams
@@ -14,13 +22,37 @@ public final class RNNLanguageModel {
         public var hiddenSize: Int
         /// L, the number of stacked recurrent layers.
         public var layers: Int
+        /// The recurrent cell of every layer.
+        public var cell: CellKind
+        /// The probability of zeroing an activation between layers and before the output layer while training
+        /// (inverted dropout: kept values are scaled by 1/(1-p)); 0 disables dropout.
+        public var dropout: Float
 
         /// Creates a configuration.
-        public init(vocabularySize: Int, embeddingSize: Int = 100, hiddenSize: Int = 100, layers: Int = 1) {
+        public init(vocabularySize: Int, embeddingSize: Int = 100, hiddenSize: Int = 100, layers: Int = 1,
+                    cell: CellKind = .rnn, dropout: Float = 0) {
             self.vocabularySize = vocabularySize
             self.embeddingSize = embeddingSize
             self.hiddenSize = hiddenSize
             self.layers = layers
+            self.cell = cell
+            self.dropout = dropout
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case vocabularySize, embeddingSize, hiddenSize, layers, cell, dropout
+        }
+
+        /// Decodes a configuration; `cell` and `dropout` default to `rnn` and 0 (checkpoints written before they
+        /// existed).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            vocabularySize = try c.decode(Int.self, forKey: .vocabularySize)
+            embeddingSize = try c.decode(Int.self, forKey: .embeddingSize)
+            hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
+            layers = try c.decode(Int.self, forKey: .layers)
+            cell = try c.decodeIfPresent(CellKind.self, forKey: .cell) ?? .rnn
+            dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
         }
 
         /// The largest vocabulary, embedding, hidden size and layer count a model may have.
@@ -48,6 +80,9 @@ public final class RNNLanguageModel {
             guard (1...l.layers).contains(layers) else {
                 throw .invalidArgument("layer count \(layers) outside 1...\(l.layers)")
             }
+            guard dropout >= 0, dropout < 1 else {
+                throw .invalidArgument("dropout \(dropout) outside [0, 1)")
+            }
         }
     }
 
@@ -61,6 +96,8 @@ public final class RNNLanguageModel {
     public let output: Affine
     /// The loss layer.
     public let criterion = SoftmaxCrossEntropy()
+    /// Draws the dropout masks during training. Part of the training state: a resumed run restores it.
+    public var dropoutGenerator: Xoshiro256StarStar
 
     private(set) var buffers: ActivationBuffers
 
@@ -86,13 +123,14 @@ public final class RNNLanguageModel {
             }
             tensors[name] = std == 0 ? Tensor(zeros: shape) : normal(shape, std)
         }
-        try self.init(configuration: configuration, tensors: tensors)
+        try self.init(configuration: configuration, tensors: tensors, dropoutSeed: seed &+ 0x5EED)
     }
 
     /// Creates a model from named tensors (as stored in a checkpoint); every tensor must be present with the shape
     /// the configuration implies, and no other tensor may be given.
-    public init(configuration: Configuration, tensors: [String: Tensor]) throws(RNNCoreError) {
+    public init(configuration: Configuration, tensors: [String: Tensor], dropoutSeed: UInt64 = 0) throws(RNNCoreError) {
         try configuration.validate()
+        dropoutGenerator = Xoshiro256StarStar(seed: dropoutSeed)
         let (V, D, H) = (configuration.vocabularySize, configuration.embeddingSize, configuration.hiddenSize)
         var remaining = tensors
         func take(_ name: String, _ shape: [Int]) throws(RNNCoreError) -> Tensor {
