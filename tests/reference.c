@@ -113,6 +113,204 @@ void ref_rnn_backward(double *dxs, double *dh0, double *dwx, double *dwh, double
     free(dt);
 }
 
+/* The limit of truncated BPTT: the lowest step an error of output t reaches is t - k + 1; the initial state
+ * (dh0, "step -1") is reached when t - k + 1 <= -1. truncation = 0, and truncation >= T (which the header
+ * defines as the whole window), become k = T + 1, under which every output reaches the initial state. */
+static int64_t ref_truncation_limit(int64_t truncation, int64_t T) {
+    return (truncation == 0 || truncation >= T) ? T + 1 : truncation;
+}
+
+void ref_rnn_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db, const double *dhs,
+                                const double *dh_last, const double *xs, const double *h0, const double *hs,
+                                const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H,
+                                int64_t truncation) {
+    const int64_t k = ref_truncation_limit(truncation, T);
+    double *dh = malloc((size_t)H * sizeof *dh), *dhp = malloc((size_t)H * sizeof *dhp);
+    double *dx = malloc((size_t)D * sizeof *dx);
+    assert(dh && dhp && dx);
+    if (dxs) for (int64_t i = 0; i < N * T * D; i++) dxs[i] = 0.0;
+    if (dh0) for (int64_t i = 0; i < N * H; i++) dh0[i] = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {  /* the error of output t, on its own */
+            for (int64_t j = 0; j < H; j++)
+                dh[j] = dhs[(n * T + t) * H + j] + (t == T - 1 && dh_last ? dh_last[n * H + j] : 0.0);
+            const int64_t lowest = t - k + 1;  /* the last step whose pre-activation it reaches */
+            for (int64_t s = t; s >= 0 && s >= lowest; s--) {
+                const double *hp = s > 0 ? hs + (n * T + s - 1) * H : (h0 ? h0 + n * H : NULL);
+                ref_rnn_step_backward(dx, dhp, dwx, dwh, db, dh, xs + (n * T + s) * D, hp, hs + (n * T + s) * H,
+                                      wx, wh, 1, D, H);
+                if (dxs) for (int64_t d = 0; d < D; d++) dxs[(n * T + s) * D + d] += dx[d];
+                for (int64_t j = 0; j < H; j++) dh[j] = dhp[j];  /* what flows on into h[s-1] */
+            }
+            if (dh0 && lowest <= -1)  /* still inside its limit after step 0 */
+                for (int64_t j = 0; j < H; j++) dh0[n * H + j] += dh[j];
+        }
+    }
+    free(dh); free(dhp); free(dx);
+}
+
+/* ---- LSTM ----------------------------------------------------------------------------------------------------- */
+
+static double ref_sigmoid(double a) { return 1.0 / (1.0 + exp(-a)); }
+
+void ref_lstm_step_forward(double *h_next, double *c_next, double *gates, const double *x, const double *h_prev,
+                           const double *c_prev, const double *wx, const double *wh, const double *b, int64_t N,
+                           int64_t D, int64_t H) {
+    const int64_t G = 4 * H;
+    for (int64_t n = 0; n < N; n++) {
+        double *gt = gates + n * G;
+        for (int64_t j = 0; j < G; j++) {
+            double a = b ? b[j] : 0.0;
+            for (int64_t d = 0; d < D; d++) a += x[n * D + d] * wx[d * G + j];
+            if (h_prev)
+                for (int64_t k = 0; k < H; k++) a += h_prev[n * H + k] * wh[k * G + j];
+            gt[j] = (j >= 2 * H && j < 3 * H) ? tanh(a) : ref_sigmoid(a);
+        }
+        for (int64_t j = 0; j < H; j++) {
+            const double i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+            const double c = f * (c_prev ? c_prev[n * H + j] : 0.0) + i * g;
+            c_next[n * H + j] = c;
+            h_next[n * H + j] = o * tanh(c);
+        }
+    }
+}
+
+void ref_lstm_step_backward(double *dx, double *dh_prev, double *dc_prev, double *dwx, double *dwh, double *db,
+                            const double *dh_next, const double *dc_next, const double *x, const double *h_prev,
+                            const double *c_prev, const double *c_next, const double *gates, const double *wx,
+                            const double *wh, int64_t N, int64_t D, int64_t H) {
+    const int64_t G = 4 * H;
+    double *da = malloc((size_t)G * sizeof *da);
+    assert(da);
+    for (int64_t n = 0; n < N; n++) {
+        const double *gt = gates + n * G;
+        for (int64_t j = 0; j < H; j++) {
+            const double i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+            const double tc = tanh(c_next[n * H + j]);
+            const double cp = c_prev ? c_prev[n * H + j] : 0.0;
+            const double dh = dh_next[n * H + j];
+            /* ∂L/∂c_next: from later steps, plus through h_next = o·tanh(c_next) */
+            const double dc = (dc_next ? dc_next[n * H + j] : 0.0) + dh * o * (1.0 - tc * tc);
+            da[j] = dc * g * i * (1.0 - i);              /* c = f·c_prev + i·g */
+            da[H + j] = dc * cp * f * (1.0 - f);
+            da[2 * H + j] = dc * i * (1.0 - g * g);
+            da[3 * H + j] = dh * tc * o * (1.0 - o);     /* h = o·tanh(c) */
+            if (dc_prev) dc_prev[n * H + j] = dc * f;
+        }
+        if (dx)
+            for (int64_t d = 0; d < D; d++) {
+                double s = 0;
+                for (int64_t j = 0; j < G; j++) s += da[j] * wx[d * G + j];
+                dx[n * D + d] = s;
+            }
+        if (dh_prev)
+            for (int64_t k = 0; k < H; k++) {
+                double s = 0;
+                for (int64_t j = 0; j < G; j++) s += da[j] * wh[k * G + j];
+                dh_prev[n * H + k] = s;
+            }
+        for (int64_t j = 0; j < G; j++) {
+            for (int64_t d = 0; d < D; d++) dwx[d * G + j] += x[n * D + d] * da[j];
+            if (h_prev)
+                for (int64_t k = 0; k < H; k++) dwh[k * G + j] += h_prev[n * H + k] * da[j];
+            if (db) db[j] += da[j];
+        }
+    }
+    free(da);
+}
+
+void ref_lstm_forward(double *hs, double *cs, double *gates, double *h_last, double *c_last, const double *xs,
+                      const double *h0, const double *c0, const double *wx, const double *wh, const double *b,
+                      int64_t N, int64_t T, int64_t D, int64_t H) {
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {  /* row n of step t is a one-row step */
+            const int64_t r = n * T + t;
+            const double *hp = t > 0 ? hs + (r - 1) * H : (h0 ? h0 + n * H : NULL);
+            const double *cp = t > 0 ? cs + (r - 1) * H : (c0 ? c0 + n * H : NULL);
+            ref_lstm_step_forward(hs + r * H, cs + r * H, gates + r * 4 * H, xs + r * D, hp, cp, wx, wh, b, 1, D, H);
+        }
+        for (int64_t j = 0; j < H; j++) {
+            if (h_last) h_last[n * H + j] = hs[(n * T + T - 1) * H + j];
+            if (c_last) c_last[n * H + j] = cs[(n * T + T - 1) * H + j];
+        }
+    }
+}
+
+/* Step s of row n of a sequence as the arguments of a one-row reference step backward. */
+typedef struct { const double *x, *hp, *cp, *c, *gates; } ref_lstm_row;
+static ref_lstm_row ref_lstm_row_at(int64_t n, int64_t s, const double *xs, const double *h0, const double *c0,
+                                    const double *hs, const double *cs, const double *gates, int64_t T, int64_t D,
+                                    int64_t H) {
+    const int64_t r = n * T + s;
+    ref_lstm_row w = {xs + r * D, s > 0 ? hs + (r - 1) * H : (h0 ? h0 + n * H : NULL),
+                      s > 0 ? cs + (r - 1) * H : (c0 ? c0 + n * H : NULL), cs + r * H, gates + r * 4 * H};
+    return w;
+}
+
+void ref_lstm_backward(double *dxs, double *dh0, double *dc0, double *dwx, double *dwh, double *db,
+                       const double *dhs, const double *dh_last, const double *dc_last, const double *xs,
+                       const double *h0, const double *c0, const double *hs, const double *cs, const double *gates,
+                       const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H) {
+    double *dh = malloc((size_t)H * sizeof *dh), *dc = malloc((size_t)H * sizeof *dc);
+    double *dhp = malloc((size_t)H * sizeof *dhp), *dcp = malloc((size_t)H * sizeof *dcp);
+    assert(dh && dc && dhp && dcp);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t j = 0; j < H; j++) {  /* gradient flowing into h[n,T-1], c[n,T-1] from later */
+            dh[j] = dh_last ? dh_last[n * H + j] : 0.0;
+            dc[j] = dc_last ? dc_last[n * H + j] : 0.0;
+        }
+        for (int64_t t = T - 1; t >= 0; t--) {
+            ref_lstm_row w = ref_lstm_row_at(n, t, xs, h0, c0, hs, cs, gates, T, D, H);
+            for (int64_t j = 0; j < H; j++) dh[j] += dhs[(n * T + t) * H + j];
+            ref_lstm_step_backward(dxs ? dxs + (n * T + t) * D : NULL, dhp, dcp, dwx, dwh, db, dh, dc, w.x, w.hp,
+                                   w.cp, w.c, w.gates, wx, wh, 1, D, H);
+            for (int64_t j = 0; j < H; j++) { dh[j] = dhp[j]; dc[j] = dcp[j]; }
+        }
+        for (int64_t j = 0; j < H; j++) {
+            if (dh0) dh0[n * H + j] = dh[j];
+            if (dc0) dc0[n * H + j] = dc[j];
+        }
+    }
+    free(dh); free(dc); free(dhp); free(dcp);
+}
+
+void ref_lstm_backward_truncated(double *dxs, double *dh0, double *dc0, double *dwx, double *dwh, double *db,
+                                 const double *dhs, const double *dh_last, const double *dc_last, const double *xs,
+                                 const double *h0, const double *c0, const double *hs, const double *cs,
+                                 const double *gates, const double *wx, const double *wh, int64_t N, int64_t T,
+                                 int64_t D, int64_t H, int64_t truncation) {
+    const int64_t k = ref_truncation_limit(truncation, T);
+    double *dh = malloc((size_t)H * sizeof *dh), *dc = malloc((size_t)H * sizeof *dc);
+    double *dhp = malloc((size_t)H * sizeof *dhp), *dcp = malloc((size_t)H * sizeof *dcp);
+    double *dx = malloc((size_t)D * sizeof *dx);
+    assert(dh && dc && dhp && dcp && dx);
+    if (dxs) for (int64_t i = 0; i < N * T * D; i++) dxs[i] = 0.0;
+    if (dh0) for (int64_t i = 0; i < N * H; i++) dh0[i] = 0.0;
+    if (dc0) for (int64_t i = 0; i < N * H; i++) dc0[i] = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {  /* the error of output t, on its own */
+            for (int64_t j = 0; j < H; j++) {
+                dh[j] = dhs[(n * T + t) * H + j] + (t == T - 1 && dh_last ? dh_last[n * H + j] : 0.0);
+                dc[j] = t == T - 1 && dc_last ? dc_last[n * H + j] : 0.0;
+            }
+            const int64_t lowest = t - k + 1;  /* the last step whose pre-activations it reaches */
+            for (int64_t s = t; s >= 0 && s >= lowest; s--) {
+                ref_lstm_row w = ref_lstm_row_at(n, s, xs, h0, c0, hs, cs, gates, T, D, H);
+                ref_lstm_step_backward(dx, dhp, dcp, dwx, dwh, db, dh, dc, w.x, w.hp, w.cp, w.c, w.gates, wx, wh,
+                                       1, D, H);
+                if (dxs) for (int64_t d = 0; d < D; d++) dxs[(n * T + s) * D + d] += dx[d];
+                for (int64_t j = 0; j < H; j++) { dh[j] = dhp[j]; dc[j] = dcp[j]; }
+            }
+            if (lowest <= -1)  /* still inside its limit after step 0 */
+                for (int64_t j = 0; j < H; j++) {
+                    if (dh0) dh0[n * H + j] += dh[j];
+                    if (dc0) dc0[n * H + j] += dc[j];
+                }
+        }
+    }
+    free(dh); free(dc); free(dhp); free(dcp); free(dx);
+}
+
 /* ---- embedding ---------------------------------------------------------------------------------------------- */
 
 void ref_embedding_forward(double *out, const int32_t *ids, const double *w, int64_t M, int64_t V, int64_t D) {

@@ -31,6 +31,51 @@ void ref_rnn_backward(double *dxs, double *dh0, double *dwx, double *dwh, double
                       const double *dh_last, const double *xs, const double *h0, const double *hs,
                       const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H);
 
+/* Truncated BPTT (rnncore_rnn_backward_truncated), computed the obvious way: for every row n and every output t
+ * separately, the error dhs[n,t] (plus dh_last when t = T-1) is carried back with ref_rnn_step_backward through
+ * steps t, t-1, ..., max(0, t-truncation+1) and the contributions are summed; dh0 receives an output's error only
+ * when it is still inside its limit after step 0 (t <= truncation-2). truncation = 0 or >= T: no limit. */
+void ref_rnn_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db, const double *dhs,
+                                const double *dh_last, const double *xs, const double *h0, const double *hs,
+                                const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H,
+                                int64_t truncation);
+
+/* ---- LSTM: gates i, f, g, o along the 4H columns; wx (D,4H), wh (H,4H), b (4H) ---- */
+
+/* a = x·Wx + h_prev·Wh + b; i,f,o = σ(a), g = tanh(a); c_next = f⊙c_prev + i⊙g; h_next = o⊙tanh(c_next).
+ * gates (N,4H) receives the activated i, f, g, o. h_prev, c_prev (NULL = zeros) and b may be NULL. */
+void ref_lstm_step_forward(double *h_next, double *c_next, double *gates, const double *x, const double *h_prev,
+                           const double *c_prev, const double *wx, const double *wh, const double *b, int64_t N,
+                           int64_t D, int64_t H);
+
+/* Backward of one step from dh_next and dc_next (NULL = zeros): dA = ∂L/∂a; dx = dA·Wxᵀ, dh_prev = dA·Whᵀ,
+ * dc_prev (overwritten, each may be NULL); dWx += xᵀ·dA, dWh += h_prevᵀ·dA, db += Σ_n dA (db may be NULL). */
+void ref_lstm_step_backward(double *dx, double *dh_prev, double *dc_prev, double *dwx, double *dwh, double *db,
+                            const double *dh_next, const double *dc_next, const double *x, const double *h_prev,
+                            const double *c_prev, const double *c_next, const double *gates, const double *wx,
+                            const double *wh, int64_t N, int64_t D, int64_t H);
+
+/* T reference steps per row from (h0, c0) (NULL = zeros); h_last, c_last (may be NULL) get hs/cs[:,T-1]. */
+void ref_lstm_forward(double *hs, double *cs, double *gates, double *h_last, double *c_last, const double *xs,
+                      const double *h0, const double *c0, const double *wx, const double *wh, const double *b,
+                      int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Full BPTT: T reference step backwards per row in reverse, dh and dc carried; dh_last, dc_last (may be NULL)
+ * add into the gradients of hs/cs[:,T-1]. dxs, dh0, dc0 overwritten (may be NULL); dwx, dwh, db accumulated. */
+void ref_lstm_backward(double *dxs, double *dh0, double *dc0, double *dwx, double *dwh, double *db,
+                       const double *dhs, const double *dh_last, const double *dc_last, const double *xs,
+                       const double *h0, const double *c0, const double *hs, const double *cs, const double *gates,
+                       const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Truncated BPTT for the LSTM, the obvious way as ref_rnn_backward_truncated: every output's error (dh_last and
+ * dc_last count as errors of output T-1) is carried back through at most `truncation` steps on its own, along
+ * both the h and the c path, and the contributions are summed. truncation = 0 or >= T: no limit. */
+void ref_lstm_backward_truncated(double *dxs, double *dh0, double *dc0, double *dwx, double *dwh, double *db,
+                                 const double *dhs, const double *dh_last, const double *dc_last, const double *xs,
+                                 const double *h0, const double *c0, const double *hs, const double *cs,
+                                 const double *gates, const double *wx, const double *wh, int64_t N, int64_t T,
+                                 int64_t D, int64_t H, int64_t truncation);
+
 /* out[m] = W[ids[m]]; dW[ids[m]] += dout[m]. */
 void ref_embedding_forward(double *out, const int32_t *ids, const double *w, int64_t M, int64_t V, int64_t D);
 void ref_embedding_backward(double *dw, const double *dout, const int32_t *ids, int64_t M, int64_t V, int64_t D);

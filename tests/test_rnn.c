@@ -1,11 +1,13 @@
 /*
- * test_rnn.c — tanh RNN kernels: rnncore_rnn_step_forward/backward and rnncore_rnn_forward/backward (BPTT).
+ * test_rnn.c — tanh RNN kernels: rnncore_rnn_step_forward/backward, rnncore_rnn_forward/backward (BPTT) and
+ * rnncore_rnn_backward_truncated.
  *
  *  (a) float32 kernels vs the double reference on random inputs, several shapes (N=1, T=1, D≠H, larger);
  *  (b) the reference backward vs central differences of the reference forward (double, eps 1e-5);
  *  (c) the kernel backward vs central differences of the kernel forward (loss summed in double, eps 1e-2);
  *  accumulate/overwrite semantics, NULL optional pointers, and the textbook cross-check: the sequence kernels
- *  equal T step kernels forward and T step kernels backward in reverse with dh carried.
+ *  equal T step kernels forward and T step kernels backward in reverse with dh carried; truncated BPTT
+ *  (rnncore_rnn_backward_truncated) against full BPTT and against a per-output truncated reference.
  * The loss of every gradient check is L = Σ hs⊙Whs + Σ h_last⊙Wlast with random weights, so dhs = Whs and
  * dh_last = Wlast.
  */
@@ -318,6 +320,142 @@ static void test_textbook_crosscheck(void) {
     free(ws); free(ws1);
 }
 
+/* ---- truncated BPTT (rnncore_rnn_backward_truncated) ---------------------------------------------------------
+ * The per-output truncated reference with no limit (0, T+1) first equals the carried full reference in double.
+ * Then the kernel: truncation 0, T, T+1 and INT64_MAX give the results of rnncore_rnn_backward (the header: "the
+ * whole window"); every 1 <= k < T matches the truncated reference with the tolerances of the full backward; with
+ * k = 1 nothing reaches dh0 and the result is T independent step kernel backwards, one per output. */
+static float *workspace_trunc(int64_t N, int64_t T, int64_t H, int64_t k) {
+    int64_t c = -1;
+    CHECK_STATUS(rnncore_rnn_backward_truncated_workspace_size(&c, N, T, H, k), RNNCORE_OK);
+    CHECK(c >= 1);
+    float *w = alloc_f(c); fill_const_f(w, c, NAN);
+    return w;
+}
+
+static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_opt, uint64_t seed) {
+    printf("rnn_backward_truncated N=%lld T=%lld D=%lld H=%lld optionals=%s\n", (long long)N, (long long)T,
+           (long long)D, (long long)H, use_opt ? "yes" : "NULL");
+    rnn_problem p; problem_init(&p, N, T, D, H, seed);
+    const int64_t NTH = N * T * H, NTD = N * T * D;
+    const float *h0 = use_opt ? p.h0 : NULL, *dhl = use_opt ? p.dhl : NULL;
+    const double *h0_d = use_opt ? p.h0_d : NULL, *dhl_d = use_opt ? p.dhl_d : NULL;
+    float *hs = alloc_f(NTH);
+    CHECK_STATUS(rnncore_rnn_forward(hs, NULL, p.xs, h0, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
+    double *hsk = to_d(hs, NTH);
+    char what[96];
+
+    /* the references agree with each other */
+    double *fx = alloc_d(NTD), *fh = alloc_d(N * H), *fwx = alloc_d(D * H), *fwh = alloc_d(H * H), *fb = alloc_d(H);
+    double *rx = alloc_d(NTD), *rh = alloc_d(N * H), *rwx = alloc_d(D * H), *rwh = alloc_d(H * H), *rb = alloc_d(H);
+    ref_rnn_backward(fx, fh, fwx, fwh, fb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
+    const int64_t unlimited[] = {0, T + 1};
+    for (int u = 0; u < 2; u++) {
+        memset(rwx, 0, (size_t)(D * H) * sizeof *rwx); memset(rwh, 0, (size_t)(H * H) * sizeof *rwh);
+        memset(rb, 0, (size_t)H * sizeof *rb);
+        ref_rnn_backward_truncated(rx, rh, rwx, rwh, rb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
+                                   H, unlimited[u]);
+        snprintf(what, sizeof what, "[ref] truncated k=%lld vs full: dxs", (long long)unlimited[u]);
+        check_close_dd(what, rx, fx, NTD, 1e-12, 1e-12);
+        check_close_dd("[ref]   dh0", rh, fh, N * H, 1e-12, 1e-12);
+        check_close_dd("[ref]   dWx", rwx, fwx, D * H, 1e-12, 1e-12);
+        check_close_dd("[ref]   dWh", rwh, fwh, H * H, 1e-12, 1e-12);
+        check_close_dd("[ref]   db", rb, fb, H, 1e-12, 1e-12);
+    }
+
+    /* the untruncated kernel */
+    float *kx0 = alloc_f(NTD), *kh0 = alloc_f(N * H), *kwx0 = alloc_f(D * H), *kwh0 = alloc_f(H * H),
+          *kb0 = alloc_f(H), *ws = workspace_seq(N, T, H);
+    CHECK_STATUS(rnncore_rnn_backward(kx0, kh0, kwx0, kwh0, kb0, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
+                 RNNCORE_OK);
+    free(ws);
+    double ta = 4.0 * (double)(H + 1) * (double)T * U32, tp = 4.0 * (double)(N * T + H) * (double)T * U32;
+
+    float *kx = alloc_f(NTD), *kh = alloc_f(N * H);
+    const int64_t ks_full[] = {0, T, T + 1, INT64_MAX};
+    for (int u = 0; u < 4; u++) {
+        const int64_t k = ks_full[u];
+        ws = workspace_trunc(N, T, H, k);
+        float *kwx = alloc_f(D * H), *kwh = alloc_f(H * H), *kb = alloc_f(H);
+        fill_const_f(kx, NTD, NAN); fill_const_f(kh, N * H, NAN);
+        CHECK_STATUS(rnncore_rnn_backward_truncated(use_opt ? kx : NULL, use_opt ? kh : NULL, kwx, kwh,
+                                                    use_opt ? kb : NULL, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                                    N, T, D, H, k), RNNCORE_OK);
+        snprintf(what, sizeof what, "rnn_backward_truncated k=%lld vs full: dWx", (long long)k);
+        check_close_ff(what, kwx, kwx0, D * H, tp, tp);
+        check_close_ff("  dWh", kwh, kwh0, H * H, tp, tp);
+        if (use_opt) {
+            check_close_ff("  dxs", kx, kx0, NTD, ta, ta);
+            check_close_ff("  dh0", kh, kh0, N * H, ta, ta);
+            check_close_ff("  db", kb, kb0, H, tp, tp);
+        }
+        free(ws); free(kwx); free(kwh); free(kb);
+    }
+
+    /* 1 <= k < T against the truncated reference, onto random parameter-gradient priors */
+    rng_t r = {seed ^ 0x7A7Au};
+    float *kwx = alloc_f(D * H), *kwh = alloc_f(H * H), *kb = alloc_f(H);
+    for (int64_t k = 1; k < T; k++) {
+        ws = workspace_trunc(N, T, H, k);
+        fill_f(kwx, D * H, &r, -1, 1); fill_f(kwh, H * H, &r, -1, 1); fill_f(kb, H, &r, -1, 1);
+        double *gwx = to_d(kwx, D * H), *gwh = to_d(kwh, H * H), *gb = to_d(kb, H);
+        fill_const_f(kx, NTD, NAN); fill_const_f(kh, N * H, NAN);
+        CHECK_STATUS(rnncore_rnn_backward_truncated(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                                    N, T, D, H, k), RNNCORE_OK);
+        ref_rnn_backward_truncated(rx, rh, gwx, gwh, gb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
+                                   H, k);
+        snprintf(what, sizeof what, "rnn_backward_truncated k=%lld vs truncated ref: dxs", (long long)k);
+        check_close_fd(what, kx, rx, NTD, ta, ta);
+        check_close_fd("  dh0", kh, rh, N * H, ta, ta);
+        check_close_fd("  dWx (accumulated)", kwx, gwx, D * H, tp, tp);
+        check_close_fd("  dWh (accumulated)", kwh, gwh, H * H, tp, tp);
+        check_close_fd("  db (accumulated)", kb, gb, H, tp, tp);
+        if (k == 1) {
+            int zero = 1; /* no output's error reaches h0 */
+            for (int64_t i = 0; i < N * H; i++) zero &= kh[i] == 0.0f;
+            CHECK(zero);
+        }
+        free(ws); free(gwx); free(gwh); free(gb);
+    }
+
+    /* k = 1 is one independent step backward per output (T step kernels, nothing carried) */
+    ws = workspace_trunc(N, T, H, 1);
+    memset(kwx, 0, (size_t)(D * H) * sizeof *kwx); memset(kwh, 0, (size_t)(H * H) * sizeof *kwh);
+    memset(kb, 0, (size_t)H * sizeof *kb);
+    CHECK_STATUS(rnncore_rnn_backward_truncated(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                                N, T, D, H, 1), RNNCORE_OK);
+    float *wss = workspace_step(N, H), *swx = alloc_f(D * H), *swh = alloc_f(H * H), *sb = alloc_f(H);
+    float *sx = alloc_f(NTD), *x_t = alloc_f(N * D), *hp_t = alloc_f(N * H), *h_t = alloc_f(N * H),
+          *dh_t = alloc_f(N * H), *dx_t = alloc_f(N * D);
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t row = n * T + t;
+            memcpy(x_t + n * D, p.xs + row * D, (size_t)D * sizeof(float));
+            memcpy(h_t + n * H, hs + row * H, (size_t)H * sizeof(float));
+            for (int64_t j = 0; j < H; j++) {
+                hp_t[n * H + j] = t ? hs[(row - 1) * H + j] : (h0 ? h0[n * H + j] : 0.0f);
+                dh_t[n * H + j] = p.dhs[row * H + j] + (t == T - 1 && dhl ? dhl[n * H + j] : 0.0f);
+            }
+        }
+        CHECK_STATUS(rnncore_rnn_step_backward(dx_t, NULL, swx, swh, sb, wss, dh_t, x_t, hp_t, h_t, p.wx, p.wh,
+                                               N, D, H), RNNCORE_OK);
+        for (int64_t n = 0; n < N; n++) memcpy(sx + (n * T + t) * D, dx_t + n * D, (size_t)D * sizeof(float));
+    }
+    /* the same sums in another order (one GEMM over N·T rows vs T GEMMs over N rows): single-step tolerances
+     * for dxs, a sum of N·T terms for the parameter gradients */
+    const double ta1 = 4.0 * (double)(H + 1) * U32, tp1 = 4.0 * (double)(N * T + 8) * U32;
+    check_close_ff("rnn_backward_truncated k=1 vs T step kernels: dxs", kx, sx, NTD, ta1, ta1);
+    check_close_ff("  dWx", kwx, swx, D * H, tp1, tp1);
+    check_close_ff("  dWh", kwh, swh, H * H, tp1, tp1);
+    check_close_ff("  db", kb, sb, H, tp1, tp1);
+
+    free(ws); free(wss); free(swx); free(swh); free(sb); free(sx); free(x_t); free(hp_t); free(h_t); free(dh_t);
+    free(dx_t); free(kwx); free(kwh); free(kb); free(kx); free(kh); free(kx0); free(kh0); free(kwx0); free(kwh0);
+    free(kb0); free(hs); free(hsk); free(fx); free(fh); free(fwx); free(fwh); free(fb); free(rx); free(rh); free(rwx);
+    free(rwh); free(rb);
+    problem_free(&p);
+}
+
 /* The kernels' vectorised tanh: with D = H = 1, Wx = 1, Wh = 0 and no bias, rnn_step_forward gives tanh(x)
  * row by row. Over x in [-12, 12] (and a dense sweep of [-1, 1], where the two formulas meet at |x| = 0.5) its
  * relative error against double tanh must stay below 4e-7 (a few float32 ulps); tiny inputs keep tanh(x) = x,
@@ -363,5 +501,10 @@ int main(void) {
     test_grad_checks(0, 2, 4, 3, 5, 22);
     test_grad_checks(0, 1, 1, 2, 3, 23);
     test_textbook_crosscheck();
+    /* truncation: general, NULL optionals, T=2, larger */
+    test_truncation(3, 5, 4, 6, 1, 31);
+    test_truncation(2, 4, 3, 2, 0, 32);
+    test_truncation(1, 2, 2, 3, 1, 33);
+    test_truncation(4, 9, 8, 16, 1, 34);
     return test_finish("test_rnn");
 }

@@ -40,6 +40,50 @@ def ref_rnn_backward(dhs, xs, h0, hs, wx, wh):
     return dxs, dh, dwx, dwh, db
 
 
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def ref_lstm_forward(xs, h0, c0, wx, wh, b):
+    N, T, _ = xs.shape
+    H = wh.shape[0]
+    h = np.zeros((N, H)) if h0 is None else h0
+    c = np.zeros((N, H)) if c0 is None else c0
+    hs, cs, gates = [], [], []
+    for t in range(T):
+        a = xs[:, t] @ wx + h @ wh + b
+        i, f, g, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+        cs.append(c)
+        gates.append(np.concatenate([i, f, g, o], axis=1))
+    return np.stack(hs, axis=1), np.stack(cs, axis=1), np.stack(gates, axis=1)
+
+
+def ref_lstm_backward(dhs, dh_last, dc_last, xs, h0, c0, cs, gates, wx, wh):
+    """Full BPTT from the forward's cs and gates (h_prev recomputed as o·tanh(c))."""
+    N, T, D = xs.shape
+    H = wh.shape[0]
+    dxs, dwx, dwh, db = np.zeros((N, T, D)), np.zeros((D, 4 * H)), np.zeros((H, 4 * H)), np.zeros(4 * H)
+    dh, dc = dh_last.copy(), dc_last.copy()
+    for t in reversed(range(T)):
+        i, f, g, o = (gates[:, t, k * H:(k + 1) * H] for k in range(4))
+        c_prev = cs[:, t - 1] if t > 0 else c0
+        h_prev = gates[:, t - 1, 3 * H:] * np.tanh(cs[:, t - 1]) if t > 0 else h0
+        tc = np.tanh(cs[:, t])
+        dh = dh + dhs[:, t]
+        dc = dc + dh * o * (1 - tc ** 2)
+        da = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g ** 2),
+                             dh * tc * o * (1 - o)], axis=1)
+        dxs[:, t] = da @ wx.T
+        dwx += xs[:, t].T @ da
+        dwh += h_prev.T @ da
+        db += da.sum(axis=0)
+        dh, dc = da @ wh.T, dc * f
+    return dxs, dh, dc, dwx, dwh, db
+
+
 def ref_softmax_cross_entropy(logits, targets):
     z = logits.reshape(-1, logits.shape[-1]).astype(np.float64)
     z = z - z.max(axis=1, keepdims=True)
@@ -81,6 +125,40 @@ class BindingTests(unittest.TestCase):
         hs, _ = rnncore.rnn_forward(xs, None, wx, wh)
         np.testing.assert_allclose(hs, ref_rnn_forward(xs, None, wx, wh, 0), **TOL)
 
+    def test_lstm_forward_and_backward_match_numpy(self):
+        for (N, T, D, H) in [(1, 1, 3, 2), (3, 5, 4, 6), (8, 16, 32, 24)]:
+            r = self.rng
+            f64 = lambda a: a.astype(np.float64)  # noqa: E731
+            xs = r.standard_normal((N, T, D)).astype(np.float32)
+            h0 = (r.standard_normal((N, H)) * 0.5).astype(np.float32)
+            c0 = (r.standard_normal((N, H)) * 0.5).astype(np.float32)
+            wx = (r.standard_normal((D, 4 * H)) / np.sqrt(D)).astype(np.float32)
+            wh = (r.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(np.float32)
+            b = (r.standard_normal(4 * H) * 0.1).astype(np.float32)
+            hs, cs, gates, h_last, c_last = rnncore.lstm_forward(xs, h0, c0, wx, wh, b)
+            want = ref_lstm_forward(f64(xs), f64(h0), f64(c0), f64(wx), f64(wh), f64(b))
+            for name, got, ref in zip(("hs", "cs", "gates"), (hs, cs, gates), want):
+                np.testing.assert_allclose(got, ref, err_msg=f"{name} N={N} T={T}", **TOL)
+            np.testing.assert_array_equal(h_last, hs[:, -1])
+            np.testing.assert_array_equal(c_last, cs[:, -1])
+
+            dhs = r.standard_normal((N, T, H)).astype(np.float32)
+            dh_last = r.standard_normal((N, H)).astype(np.float32)
+            dc_last = r.standard_normal((N, H)).astype(np.float32)
+            got = rnncore.lstm_backward(dhs, xs, h0, c0, hs, cs, gates, wx, wh, dh_last, dc_last)
+            want = ref_lstm_backward(f64(dhs), f64(dh_last), f64(dc_last), f64(xs), f64(h0), f64(c0), f64(cs),
+                                     f64(gates), f64(wx), f64(wh))
+            for name, g, w in zip(("dxs", "dh0", "dc0", "dwx", "dwh", "db"), got, want):
+                np.testing.assert_allclose(g, w, err_msg=f"{name} N={N} T={T}", **TOL)
+            # truncation >= T is the whole window; truncation 1 < T lets no error reach the initial state
+            for g, w in zip(rnncore.lstm_backward(dhs, xs, h0, c0, hs, cs, gates, wx, wh, dh_last, dc_last, T), got):
+                np.testing.assert_allclose(g, w, **TOL)
+            if T > 1:
+                _, dh0, dc0, _, _, _ = rnncore.lstm_backward(dhs, xs, h0, c0, hs, cs, gates, wx, wh, dh_last, dc_last,
+                                                             1)
+                np.testing.assert_array_equal(dh0, 0)
+                np.testing.assert_array_equal(dc0, 0)
+
     def test_softmax_cross_entropy_matches_numpy(self):
         for (M, V) in [(1, 2), (7, 13), (20, 10000)]:
             logits = (self.rng.standard_normal((M, V)) * 3).astype(np.float32)
@@ -96,6 +174,13 @@ class BindingTests(unittest.TestCase):
         self.assertIn("outside [0, V)", str(caught.exception))
         with self.assertRaises(ValueError):
             rnncore.rnn_forward(np.zeros((2, 3), np.float32), None, np.zeros((3, 4)), np.zeros((4, 4)))
+        with self.assertRaises(ValueError):
+            rnncore.lstm_forward(np.zeros((2, 3, 4), np.float32), None, None, np.zeros((4, 6)), np.zeros((6, 6)))
+        z = np.zeros((1, 2, 3), np.float32)
+        with self.assertRaises(rnncore.RNNCoreError) as caught:
+            rnncore.lstm_backward(z[..., :1], z, None, None, z[..., :1], z[..., :1], np.zeros((1, 2, 4), np.float32),
+                                  np.zeros((3, 4)), np.zeros((1, 4)), truncation=-1)
+        self.assertEqual(caught.exception.status, -4)
 
     def test_version(self):
         self.assertRegex(rnncore.version(), r"^\d+\.\d+\.\d+$")

@@ -1,6 +1,7 @@
-# cmake -DNM=<nm> -DLIB=<librnncore.so> -P check_symbols.cmake
-# Fails when a defined dynamic symbol of LIB does not start with rnncore_. Prints "SKIPPED:" (which the test's
-# SKIP_REGULAR_EXPRESSION turns into a skip) when nm is not available.
+# cmake -DNM=<nm> -DLIB=<librnncore.so> [-DHEADER=<rnncore.h>] -P check_symbols.cmake
+# Fails when a defined dynamic symbol of LIB does not start with rnncore_, or (given HEADER) when a function the
+# header declares RNNCORE_API is not exported. Prints "SKIPPED:" (which the test's SKIP_REGULAR_EXPRESSION turns
+# into a skip) when nm is not available.
 cmake_minimum_required(VERSION 3.16)
 if(NOT NM OR NOT EXISTS "${NM}")
   message("SKIPPED: nm not found, exported symbols not checked")
@@ -17,6 +18,7 @@ set(linker_defined _init _fini _edata _end __bss_start __bss_start__ __bss_end__
 string(REPLACE "\n" ";" lines "${out}")
 set(count 0)
 set(bad "")
+set(exported "")
 foreach(line IN LISTS lines)
   # "<address> <type> <name>[@version]"; lines without a name (blank, headers) are ignored.
   if(NOT line MATCHES "^[0-9a-fA-F]*[ \t]+[A-Za-z?][ \t]+([^ \t]+)$")
@@ -29,6 +31,7 @@ foreach(line IN LISTS lines)
     continue()
   endif()
   math(EXPR count "${count} + 1")
+  list(APPEND exported "${sym}")
   if(NOT sym MATCHES "^rnncore_")
     list(APPEND bad "${sym}")
   endif()
@@ -39,5 +42,29 @@ endif()
 if(bad)
   list(JOIN bad "\n  " bad_text)
   message(FATAL_ERROR "exported symbols without the rnncore_ prefix:\n  ${bad_text}")
+endif()
+if(HEADER)
+  # Every "RNNCORE_API <type> rnncore_<name>(" of the public header must be exported: a declaration without a
+  # definition, or a definition that lost its visibility, fails here rather than in a consumer's link.
+  file(READ "${HEADER}" header_text)
+  string(REGEX MATCHALL "RNNCORE_API[^;(]*[ *]rnncore_[A-Za-z0-9_]+[ \t\n]*\\(" decls "${header_text}")
+  set(declared 0)
+  set(missing "")
+  foreach(decl IN LISTS decls)
+    string(REGEX MATCH "(rnncore_[A-Za-z0-9_]+)[ \t\n]*\\($" _m "${decl}") # the name, not the return type
+    set(fn "${CMAKE_MATCH_1}")
+    math(EXPR declared "${declared} + 1")
+    if(NOT fn IN_LIST exported)
+      list(APPEND missing "${fn}")
+    endif()
+  endforeach()
+  if(declared EQUAL 0)
+    message(FATAL_ERROR "no RNNCORE_API function declarations found in ${HEADER}")
+  endif()
+  if(missing)
+    list(JOIN missing "\n  " missing_text)
+    message(FATAL_ERROR "declared in ${HEADER} but not exported by ${LIB}:\n  ${missing_text}")
+  endif()
+  message("ok: all ${declared} functions declared in the header are exported")
 endif()
 message("ok: ${count} exported symbols, all rnncore_*")
