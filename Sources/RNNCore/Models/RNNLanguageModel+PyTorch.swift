@@ -1,0 +1,97 @@
+import Foundation
+
+/// Import and export in the layout of PyTorch's word-level language model example (pytorch/examples,
+/// `word_language_model/model.py`, `RNNModel` with `rnn_type` `RNN_TANH` or `LSTM`): `encoder.weight` (V, D), the
+/// `torch.nn.RNN`/`LSTM` under `rnn.`, `decoder.weight` (V, H) and `decoder.bias` (V).
+extension RNNLanguageModel {
+    /// Creates a model from the state dict of PyTorch's word-level language model example.
+    ///
+    /// The sizes and the cell come from the shapes: `encoder.weight` gives V and D, `rnn.weight_hh_l0` gives H and
+    /// the cell, the `rnn.weight_ih_l*` names the layer count. The recurrent weights are translated as
+    /// ``RecurrentNetwork/init(pyTorchStateDict:prefix:cell:bidirectional:dropout:dropoutSeed:)`` does and the
+    /// decoder weight is transposed. Tied weights (`--tied`) need nothing special: the state dict holds both copies.
+    /// - Parameters:
+    ///   - tensors: the state dict; only names that start with `prefix` are read, and each must belong to the model.
+    ///   - prefix: the model's path in a larger state dict; empty for `model.state_dict()` itself.
+    ///   - dropout: the model's dropout probability while training (not part of the state dict).
+    ///   - dropoutSeed: the seed of the dropout masks.
+    /// - Throws: ``PyTorchImportError``: a missing, unexpected or mis-shaped tensor, a bidirectional or otherwise
+    ///   unsupported recurrent module, or ``PyTorchImportError/invalidModel(_:)`` for sizes the model refuses.
+    public convenience init(pyTorchWordLanguageModel tensors: [String: Tensor], prefix: String = "",
+                            dropout: Float = 0, dropoutSeed: UInt64 = 0) throws(PyTorchImportError) {
+        var own: [String: Tensor] = [:]
+        for (name, tensor) in tensors where name.hasPrefix(prefix) { own[String(name.dropFirst(prefix.count))] = tensor }
+        func take(_ name: String) throws(PyTorchImportError) -> Tensor {
+            guard let t = own.removeValue(forKey: name) else { throw .missingTensor(name: prefix + name) }
+            return t
+        }
+        let encoder = try take("encoder.weight")
+        guard encoder.shape.count == 2, encoder.shape[0] > 0, encoder.shape[1] > 0 else {
+            throw .unsupported("\(prefix)encoder.weight has shape \(encoder.shape), not (V, D) with V, D > 0")
+        }
+        let (V, D) = (encoder.shape[0], encoder.shape[1])
+        let parsed = try PyTorchRecurrentWeights(tensors: tensors, prefix: prefix + "rnn.", cell: nil,
+                                                 bidirectional: nil)
+        own = own.filter { !$0.key.hasPrefix("rnn.") }
+        guard !parsed.bidirectional else {
+            throw .unsupported("\(prefix)rnn is bidirectional; a language model reads its text in one direction")
+        }
+        let H = parsed.weights[0].wh.shape[0]
+        let layer0Input = parsed.weights[0].wx.shape[0]
+        guard layer0Input == D else {
+            let G = parsed.weights[0].wh.shape[1]
+            throw .shapeMismatch(name: prefix + "rnn.weight_ih_l0", expected: [G, D], actual: [G, layer0Input])
+        }
+        let decoder = try take("decoder.weight")
+        guard decoder.shape == [V, H] else {
+            throw .shapeMismatch(name: prefix + "decoder.weight", expected: [V, H], actual: decoder.shape)
+        }
+        let bias = try take("decoder.bias")
+        guard bias.shape == [V] else {
+            throw .shapeMismatch(name: prefix + "decoder.bias", expected: [V], actual: bias.shape)
+        }
+        if let extra = own.keys.sorted().first { throw .unexpectedTensor(name: prefix + extra) }
+
+        let configuration = Configuration(vocabularySize: V, embeddingSize: D, hiddenSize: H,
+                                          layers: parsed.weights.count, cell: parsed.cell, dropout: dropout)
+        var ours: [String: Tensor] = ["embedding.weight": encoder, "output.weight": decoder.matrixTranspose(),
+                                      "output.bias": bias]
+        for (l, w) in parsed.weights.enumerated() {
+            let p = "\(parsed.cell.rawValue).\(l)"
+            ours["\(p).wx"] = w.wx
+            ours["\(p).wh"] = w.wh
+            ours["\(p).b"] = w.b
+        }
+        do {
+            try self.init(configuration: configuration, tensors: ours, dropoutSeed: dropoutSeed)
+        } catch {
+            throw .invalidModel(error)
+        }
+    }
+
+    /// Reads a model from a safetensors file holding the state dict of PyTorch's word-level language model example
+    /// (for example `safetensors.torch.save_file(model.state_dict(), path)`), as
+    /// ``init(pyTorchWordLanguageModel:prefix:dropout:dropoutSeed:)`` does.
+    /// - Throws: ``PyTorchImportError/unreadableFile(_:)``, ``PyTorchImportError/dtypeMismatch(name:actual:)`` or an
+    ///   error of the state-dict initialiser.
+    public static func load(pyTorchWordLanguageModel url: URL, prefix: String = "", dropout: Float = 0,
+                            dropoutSeed: UInt64 = 0) throws(PyTorchImportError) -> RNNLanguageModel {
+        try RNNLanguageModel(pyTorchWordLanguageModel: PyTorchRecurrentWeights.read(url, prefix: prefix),
+                             prefix: prefix, dropout: dropout, dropoutSeed: dropoutSeed)
+    }
+
+    /// The parameters under the names of PyTorch's word-level language model example, each prefixed with
+    /// `prefix`: `encoder.weight`, `rnn.weight_ih_l0` (= wxᵀ), …, `rnn.bias_hh_l0` (zeros), `decoder.weight`
+    /// (= output weightᵀ), `decoder.bias`.
+    public func pyTorchWordLanguageModelStateDict(prefix: String = "") -> [String: Tensor] {
+        let weights = recurrentLayers.map { layer in
+            let p = layer.parameters
+            return RecurrentNetwork.Weights(wx: p[0].value, wh: p[1].value, b: p[2].value)
+        }
+        var dict = PyTorchRecurrentWeights.stateDict(weights, bidirectional: false, prefix: prefix + "rnn.")
+        dict[prefix + "encoder.weight"] = embedding.weight.value
+        dict[prefix + "decoder.weight"] = output.weight.value.matrixTranspose()
+        if let bias = output.bias { dict[prefix + "decoder.bias"] = bias.value }
+        return dict
+    }
+}
