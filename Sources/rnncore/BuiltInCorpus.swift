@@ -37,3 +37,6 @@ extension Vocabulary.Level: ExpressibleByArgument {
 
     public static var allValueStrings: [String] { ["word", "char"] }
 }
+
+extension CellKind: ExpressibleByArgument {}
+extension InputEncoding: ExpressibleByArgument {}

@@ -5,7 +5,7 @@ import CRNNCore
 /// `h_t = tanh(x_t·Wx + h_{t-1}·Wh + b)`. With `isStateful` (the default) the last hidden state of one `forward`
 /// becomes the initial state of the next, so a long text can be processed window by window (truncated BPTT);
 /// `backward` stops at the window's start. ``resetState()`` starts again from zeros.
-public final class RNN {
+public final class RNN: RecurrentLayer {
     /// The (D, H) input-to-hidden weight.
     public let wx: Parameter
     /// The (H, H) hidden-to-hidden weight.
@@ -18,6 +18,8 @@ public final class RNN {
     public var hiddenSize: Int { wx.shape[1] }
     /// Whether the hidden state is carried from one `forward` to the next.
     public var isStateful: Bool
+    /// Backpropagate each output's error through at most this many steps inside a window (0: the whole window).
+    public var truncation: Int = 0
     /// The hidden state (N, H) after the last `forward`, or nil after ``resetState()``.
     public private(set) var hiddenState: Tensor?
     /// ∂L/∂h0 from the last `backward`: the gradient that truncation cut off at the window's start.
@@ -55,6 +57,18 @@ public final class RNN {
         }
         hiddenState = h
     }
+
+    /// `[hiddenState]`, or empty after ``resetState()``.
+    public var carriedState: [Tensor] { hiddenState.map { [$0] } ?? [] }
+
+    /// Sets the hidden state from `[h]`; an empty array resets it.
+    public func setCarriedState(_ state: [Tensor]) throws(RNNCoreError) {
+        try validateState(state, count: 1, batch: nil, hidden: hiddenSize, "rnn state")
+        if let h = state.first { hiddenState = h } else { resetState() }
+    }
+
+    /// `[∂L/∂h0]` from the last `backward`.
+    public var initialStateGradients: [Tensor] { initialStateGradient.map { [$0] } ?? [] }
 
     /// Runs the window: xs (N, T, D) gives every hidden state hs (N, T, H).
     public func forward(_ xs: Tensor) throws(RNNCoreError) -> Tensor {
@@ -105,6 +119,14 @@ public final class RNN {
     /// Backpropagates through the last window, writing dxs (N, T, D) into `dxs` (storage reused when possible);
     /// dWx, dWh, db are accumulated and ∂L/∂h0 goes to ``initialStateGradient``.
     public func backward(_ dhs: Tensor, dhLast: Tensor? = nil, into dxs: inout Tensor) throws(RNNCoreError) {
+        try backward(dhs, finalStateGradient: dhLast.map { [$0] } ?? [], into: &dxs)
+    }
+
+    /// Backpropagates through the last window; `finalStateGradient` is `[∂L/∂h_last]` or empty.
+    public func backward(_ dhs: Tensor, finalStateGradient: [Tensor], into dxs: inout Tensor) throws(RNNCoreError) {
+        try validateState(finalStateGradient, count: 1, batch: nil, hidden: hiddenSize, "rnn last-state gradient")
+        guard truncation >= 0 else { throw .invalidArgument("truncation must be 0 or positive, got \(truncation)") }
+        let dhLast = finalStateGradient.first
         guard let (xs, h0, hs) = cache else { throw .invalidState("rnn backward before forward") }
         let (N, T, D, H) = (xs.shape[0], xs.shape[1], inputSize, hiddenSize)
         guard dhs.hasShape(like: hs, last: H) else {
@@ -114,18 +136,19 @@ public final class RNN {
             throw .shapeMismatch("rnn last-state gradient has shape \(dhLast.shape), expected [\(N), \(H)]")
         }
         var needed: Int64 = 0
-        try check(rnncore_rnn_backward_workspace_size(&needed, Int64(N), Int64(T), Int64(H)), "rnn workspace size")
+        try check(rnncore_rnn_backward_truncated_workspace_size(&needed, Int64(N), Int64(T), Int64(H), Int64(truncation)),
+                  "rnn workspace size")
         if workspace.count < Int(needed) { workspace = [Float](repeating: 0, count: Int(needed)) }
         dxs.prepare(like: xs)
         var dh0 = initialStateGradient ?? Tensor(zeros: [N, H])
         initialStateGradient = nil
         dh0.prepare(N, H)
         let status = workspace.withUnsafeMutableBufferPointer { ws in
-            rnncore_rnn_backward(dxs.writePointer(), dh0.writePointer(), wx.gradient.writePointer(),
+            rnncore_rnn_backward_truncated(dxs.writePointer(), dh0.writePointer(), wx.gradient.writePointer(),
                                  wh.gradient.writePointer(), b.gradient.writePointer(), ws.baseAddress,
                                  dhs.readPointer, dhLast?.readPointer, xs.readPointer, h0?.readPointer,
                                  hs.readPointer, wx.value.readPointer, wh.value.readPointer,
-                                 Int64(N), Int64(T), Int64(D), Int64(H))
+                                 Int64(N), Int64(T), Int64(D), Int64(H), Int64(truncation))
         }
         initialStateGradient = dh0
         try check(status, "rnn backward")

@@ -1,17 +1,16 @@
 import Foundation
 
 extension RNNLanguageModel {
-    /// The hidden state of every recurrent layer (nil where a layer has none yet).
-    public var state: [Tensor?] { recurrentLayers.map(\.hiddenState) }
+    /// The state every recurrent layer carries to the next window (``RecurrentLayer/carriedState``: `[h]` for an
+    /// RNN layer, `[h, c]` for an LSTM layer, empty where a layer has none yet).
+    public var state: [[Tensor]] { recurrentLayers.map(\.carriedState) }
 
-    /// Restores hidden states captured with ``state``.
-    public func restoreState(_ state: [Tensor?]) throws(RNNCoreError) {
+    /// Restores states captured with ``state``.
+    public func restoreState(_ state: [[Tensor]]) throws(RNNCoreError) {
         guard state.count == recurrentLayers.count else {
             throw .shapeMismatch("\(state.count) states for \(recurrentLayers.count) layers")
         }
-        for (layer, h) in zip(recurrentLayers, state) {
-            if let h { try layer.setState(h) } else { layer.resetState() }
-        }
+        for (layer, s) in zip(recurrentLayers, state) { try layer.setCarriedState(s) }
     }
 
     /// The perplexity of the model on a token sequence: exp of the mean cross-entropy of predicting every token
