@@ -34,7 +34,7 @@ struct BufferReuseTests {
             try clipGradientNorm(parameters, maxNorm: 1)
             try sgd.step(parameters)
             if step == 0 { first = storages(model).map(WeakBox.init) }
-            states.append(model.recurrentLayers.compactMap { $0.hiddenState?.storageObject }.map(WeakBox.init))
+            states.append(model.recurrentLayers.compactMap { $0.carriedState.first?.storageObject }.map(WeakBox.init))
         }
         // Every activation buffer of step 1 is still the one in use after step 6.
         let now = storages(model)

@@ -5,10 +5,12 @@ import RNNCore
 /// next character, until every prediction on the training text is right; accuracy and loss reported per epoch.
 @Suite("Numerics: character-level hello-world exercise")
 struct CharacterLevelTests {
-    @Test func aSmallRNNReachesFullTrainingAccuracy() throws {
+    @Test(arguments: [(CellKind.rnn, InputEncoding.embedding), (.rnn, .oneHot), (.lstm, .embedding), (.lstm, .oneHot)])
+    func aSmallNetworkReachesFullTrainingAccuracy(_ kind: (cell: CellKind, input: InputEncoding)) throws {
         let corpus = try Corpus(text: "hello world! nice to meet you! i love iron-man\n", level: .character)
         let model = try RNNLanguageModel(
-            configuration: .init(vocabularySize: corpus.vocabulary.count, embeddingSize: 16, hiddenSize: 64), seed: 1)
+            configuration: .init(vocabularySize: corpus.vocabulary.count, embeddingSize: 16, hiddenSize: 64,
+                                 cell: kind.cell, input: kind.input), seed: 1)
         var options = TrainingOptions()
         options.batchSize = 1
         options.bptt = 8

@@ -7,8 +7,8 @@ import Testing
 
 @Suite("Numerics: RNN language model")
 struct NumericModelTests {
-    static func tinyConfiguration(layers: Int) -> RNNLanguageModel.Configuration {
-        .init(vocabularySize: 7, embeddingSize: 4, hiddenSize: 5, layers: layers)
+    static func tinyConfiguration(layers: Int, cell: CellKind = .rnn) -> RNNLanguageModel.Configuration {
+        .init(vocabularySize: 7, embeddingSize: 4, hiddenSize: 5, layers: layers, cell: cell)
     }
 
     /// Central differences of the float32 forward pass with step eps = 1e-2. The loss is a double mean of float32
@@ -79,9 +79,10 @@ struct NumericModelTests {
         expectApproximatelyEqual(ce.dlogits, numeric, tolerance: Self.doubleCentralDifference, "reference cross-entropy gradient")
     }
 
-    @Test(arguments: [1, 2], [false, true])
-    func lossAndGradientsMatchCentralDifferences(layers: Int, ignoringSomeTargets: Bool) throws {
-        let model = try RNNLanguageModel(configuration: Self.tinyConfiguration(layers: layers), seed: 7)
+    @Test(arguments: [(1, CellKind.rnn), (2, .rnn), (1, .lstm), (2, .lstm)], [false, true])
+    func lossAndGradientsMatchCentralDifferences(_ shape: (layers: Int, cell: CellKind), ignoringSomeTargets: Bool) throws {
+        let layers = shape.layers
+        let model = try RNNLanguageModel(configuration: Self.tinyConfiguration(layers: layers, cell: shape.cell), seed: 7)
         let (N, T) = (2, 3)
         var data = NumericsData(seed: 100 + UInt64(layers))
         let ids = data.ids(N * T, below: 7)
@@ -114,7 +115,7 @@ struct NumericModelTests {
                 numeric.append(difference / Double(up - down))  // the float steps actually taken
             }
             expectApproximatelyEqual(sampled.map { analytic[$0] }, numeric, tolerance: Self.centralDifference,
-                                     "∂L/∂\(p.name) (L=\(layers), ignore \(ignoringSomeTargets)) at \(sampled)")
+                                     "∂L/∂\(p.name) (L=\(layers) \(shape.cell), ignore \(ignoringSomeTargets)) at \(sampled)")
         }
     }
 
@@ -242,7 +243,7 @@ struct NumericModelTests {
 
         // A fresh model has no state; perplexity leaves it so.
         _ = try model.perplexity(on: ids, batchSize: 1, bptt: 4)
-        #expect(model.state.allSatisfy(\.isEmpty))
+        #expect(model.state.allSatisfy { $0.isEmpty })
 
         // Give the model a state (2 streams), then evaluate: the state must come back unchanged.
         _ = try model.logits(for: data.ids(6, below: 7), batchSize: 2)
