@@ -47,8 +47,15 @@ extension RNNLanguageModel {
     }
 
     /// Builds a model from the parsed contents of a checkpoint, with the same validation as ``load(from:)-swift.type.method``.
+    ///
+    /// A training checkpoint (``TrainingCheckpoint``) is accepted too: it gives the model as it was at the batch the
+    /// checkpoint was written.
     public static func load(from file: SafeTensorsFile) throws(CheckpointError) -> (model: RNNLanguageModel, vocabulary: Vocabulary) {
         let meta = file.metadata
+        if meta["format"] == TrainingCheckpoint.format {
+            let checkpoint = try TrainingCheckpoint(file: file)
+            return (try checkpoint.makeModel(), checkpoint.vocabulary)
+        }
         guard meta["format"] == checkpointFormat else {
             throw .invalidMetadata(reason: "not an RNNCore language model (format is \(meta["format"].map { "\"\($0)\"" } ?? "missing"), expected \"\(checkpointFormat)\")")
         }

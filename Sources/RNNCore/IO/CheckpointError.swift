@@ -52,6 +52,9 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
     case dtypeMismatch(name: String, expected: String, actual: String)
     /// A tensor has another shape than the caller needs.
     case shapeMismatch(name: String, expected: [Int], actual: [Int])
+    /// A training checkpoint was resumed on another `text` ("training" or "validation") than its run was trained on;
+    /// `expected` and `actual` describe both (token count and SHA-256).
+    case trainingDataMismatch(text: String, expected: String, actual: String)
 
     /// A one-sentence explanation of the error.
     public var description: String {
@@ -105,6 +108,8 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
             return "Tensor \"\(name)\" has dtype \(actual), expected \(expected)."
         case .shapeMismatch(let name, let expected, let actual):
             return "Tensor \"\(name)\" has shape \(actual), expected \(expected)."
+        case .trainingDataMismatch(let text, let expected, let actual):
+            return "The \(text) text is not the one this run was trained on: it has \(actual), the checkpoint expects \(expected)."
         }
     }
 }

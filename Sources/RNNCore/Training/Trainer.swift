@@ -75,6 +75,12 @@ public struct EpochReport: Sendable, Codable {
 }
 
 /// Trains a language model with truncated BPTT.
+///
+/// A run can stop between two batches and go on later, in this process or another: ``train(on:validation:progress:shouldStop:)``
+/// returns when its `shouldStop` hook says so, ``saveTrainingState(to:vocabulary:metadata:)`` writes everything the
+/// rest of the run depends on, and ``init(resumingFrom:)`` rebuilds the trainer, model and optimizer from that file.
+/// A run stopped and resumed any number of times ends with the same weights and losses, bit for bit, as one that
+/// never stopped.
 public final class Trainer {
     /// The model being trained.
     public let model: RNNLanguageModel
@@ -83,7 +89,16 @@ public final class Trainer {
     /// The run's settings.
     public let options: TrainingOptions
     /// Completed epochs so far.
-    public private(set) var reports: [EpochReport] = []
+    public internal(set) var reports: [EpochReport] = []
+
+    /// Where the run stands between two batches, besides weights and optimizer (saved in training checkpoints).
+    var run = RunState()
+    /// The data of the run: its fingerprints, and the arrays they were computed from (kept so that a later call
+    /// with the very same arrays need not hash them again).
+    var data: (train: TokenFingerprint, valid: TokenFingerprint?)?
+    private var fingerprinted: (train: [Int32], valid: [Int32]?)?
+    /// Whether `train(on:)` is running (the training state cannot be saved then).
+    private(set) var isTraining = false
 
     /// Creates a trainer.
     public init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions) {
@@ -92,40 +107,77 @@ public final class Trainer {
         self.options = options
     }
 
-    /// Runs `options.epochs` epochs over `train`, evaluating on `valid` after each.
-    /// - Parameter progress: called on the training thread with progress and epoch reports.
-    /// - Returns: one report per epoch.
+    /// The 1-based epoch in progress (`options.epochs + 1` once training has finished).
+    public var epoch: Int { reports.count + 1 }
+    /// Batches done in the epoch in progress.
+    public var batch: Int { run.batch }
+    /// Batches done since the run began, skipped ones included.
+    public var step: Int { run.step }
+    /// Whether every epoch has been trained.
+    public var isFinished: Bool { reports.count >= options.epochs }
+
+    /// Trains until `options.epochs` epochs are done, evaluating on `valid` after each, or until `shouldStop` says
+    /// to stop.
+    ///
+    /// A call continues where the previous one stopped (or where the training checkpoint it was resumed from
+    /// stopped), so every call must pass the same texts; a trainer that has finished returns at once.
+    /// - Parameters:
+    ///   - progress: called on the training thread with progress and epoch reports.
+    ///   - shouldStop: asked after every batch (after the epoch's evaluation when the batch ended an epoch) except
+    ///     the run's last; returning true makes the call return there. Cheap to call: poll a flag, count batches.
+    /// - Returns: one report per completed epoch.
+    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` for texts other than those the run started with, or
+    ///   ``RNNCoreError/invalidState(_:)`` naming the epoch and batch of a non-finite loss or gradient norm (unless
+    ///   `options.skipNonFinite`).
     @discardableResult
     public func train(on train: [Int32], validation valid: [Int32]? = nil,
-                      progress: (TrainingEvent) -> Void = { _ in }) throws(RNNCoreError) -> [EpochReport] {
+                      progress: (TrainingEvent) -> Void = { _ in },
+                      shouldStop: () -> Bool = { false }) throws(RNNCoreError) -> [EpochReport] {
         guard options.epochs >= 1 else { throw .invalidArgument("epochs must be at least 1") }
-        var batcher = try BPTTBatcher(ids: train, batchSize: options.batchSize, bptt: options.bptt)
+        guard !isTraining else { throw .invalidState("train(on:) is already running on this trainer") }
+        guard !isFinished else { return reports }
+        var batcher = try BPTTBatcher(ids: train, batchSize: options.batchSize, bptt: options.bptt,
+                                      timeIndex: run.timeIndex)
+        try checkData(train: train, valid: valid)
+        guard run.batch < batcher.batchesPerEpoch, run.timeIndex < train.count - 1 else {
+            throw .invalidArgument("the run stopped at batch \(run.batch), time index \(run.timeIndex), beyond an epoch of this text (\(batcher.batchesPerEpoch) batches)")
+        }
+        isTraining = true
+        defer { isTraining = false }
+
         let parameters = model.parameters
         let tokensPerBatch = Double(options.batchSize * options.bptt)
-        let start = Date()
-        var best: (perplexity: Double, tensors: [Tensor])?
+        let allSteps = options.epochs * batcher.batchesPerEpoch
+        let callStart = Date()
+        let stepAtCallStart = run.step
+        var segmentStart = callStart  // when this call began its part of the epoch in progress
+        var batchAtSegmentStart = run.batch
+
+        /// Saves the time of the interrupted epoch and returns the reports so far.
+        func stop() -> [EpochReport] {
+            let now = Date()
+            run.epochSeconds += now.timeIntervalSince(segmentStart)
+            run.elapsedSeconds += now.timeIntervalSince(callStart)
+            return reports
+        }
 
         var inputs: [Int32] = []
         var targets: [Int32] = []
-        for epoch in 1...options.epochs {
-            let epochStart = Date()
-            var lossSum = 0.0
-            var counted = 0
-            var skipped = 0
-            var correctSum = 0
-            for batch in 1...batcher.batchesPerEpoch {
+        while !isFinished {
+            let epoch = reports.count + 1
+            while run.batch < batcher.batchesPerEpoch {
+                let batch = run.batch + 1
                 batcher.next(inputs: &inputs, targets: &targets)
                 parameters.zeroGradients()
                 // A non-finite loss or gradient norm stops training, or with `skipNonFinite` skips the update.
                 var problem: String?
                 var loss = Double.nan
                 var scale: Float = 1
+                var right = 0
                 do {
                     if options.measureAccuracy {
-                        var right = 0
                         (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets,
                                                                batchSize: options.batchSize, correct: &right)
-                        correctSum += right
                     } else {
                         (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
                     }
@@ -142,52 +194,125 @@ public final class Trainer {
                 }
                 if let problem {
                     guard options.skipNonFinite else {
-                        throw .invalidState("\(problem) at epoch \(epoch), batch \(batch): training diverged; lower the learning rate or clip harder")
+                        throw .invalidState("\(problem) at epoch \(epoch), batch \(batch) (step \(run.step + 1)): training diverged; lower the learning rate or clip harder")
                     }
-                    skipped += 1
+                    run.skipped += 1
                     model.resetState()  // the carried state may hold the NaN
-                    continue
+                } else {
+                    try optimizer.step(parameters, gradientScale: scale)
+                    run.lossSum += loss
+                    run.counted += 1
+                    run.correct += right
                 }
-                try optimizer.step(parameters, gradientScale: scale)
-                lossSum += loss
-                counted += 1
-                if batch % max(options.progressInterval, 1) == 0 || batch == batcher.batchesPerEpoch {
-                    let seconds = Date().timeIntervalSince(epochStart)
-                    let done = Double((epoch - 1) * batcher.batchesPerEpoch + batch)
-                    let all = Double(options.epochs * batcher.batchesPerEpoch)
-                    let elapsed = Date().timeIntervalSince(start)
+                run.batch = batch
+                run.step += 1
+                run.timeIndex = batcher.timeIndex
+                if problem == nil
+                    && (batch % max(options.progressInterval, 1) == 0 || batch == batcher.batchesPerEpoch) {
+                    let now = Date()
+                    let callSeconds = now.timeIntervalSince(callStart)
                     progress(.progress(TrainingProgress(
                         epoch: epoch, batch: batch, batchesPerEpoch: batcher.batchesPerEpoch,
-                        trainPerplexity: exp(lossSum / Double(max(counted, 1))),
-                        tokensPerSecond: Double(batch) * tokensPerBatch / max(seconds, 1e-9),
-                        elapsed: elapsed, remaining: elapsed / done * (all - done))))
+                        trainPerplexity: exp(run.lossSum / Double(max(run.counted, 1))),
+                        tokensPerSecond: Double(batch - batchAtSegmentStart) * tokensPerBatch
+                            / max(now.timeIntervalSince(segmentStart), 1e-9),
+                        elapsed: run.elapsedSeconds + callSeconds,
+                        remaining: callSeconds / Double(run.step - stepAtCallStart) * Double(allSteps - run.step))))
                 }
+                if batch < batcher.batchesPerEpoch && shouldStop() { return stop() }
             }
-            let trainSeconds = Date().timeIntervalSince(epochStart)
+
+            // Throughput over this call's part of the epoch (validation excluded).
+            let segmentSeconds = Date().timeIntervalSince(segmentStart)
             var report = EpochReport(
-                epoch: epoch, trainPerplexity: counted > 0 ? exp(lossSum / Double(counted)) : .nan, validPerplexity: nil,
-                learningRate: optimizer.learningRate,
-                tokensPerSecond: Double(batcher.batchesPerEpoch) * tokensPerBatch / max(trainSeconds, 1e-9),
-                seconds: 0, skippedUpdates: skipped,
-                trainAccuracy: options.measureAccuracy && counted > 0
-                    ? Double(correctSum) / Double(counted * options.batchSize * options.bptt) : nil)
+                epoch: epoch, trainPerplexity: run.counted > 0 ? exp(run.lossSum / Double(run.counted)) : .nan,
+                validPerplexity: nil, learningRate: optimizer.learningRate,
+                tokensPerSecond: Double(batcher.batchesPerEpoch - batchAtSegmentStart) * tokensPerBatch
+                    / max(segmentSeconds, 1e-9),
+                seconds: 0, skippedUpdates: run.skipped,
+                trainAccuracy: options.measureAccuracy && run.counted > 0
+                    ? Double(run.correct) / Double(run.counted * options.batchSize * options.bptt) : nil)
             if let valid {
                 let perplexity = try model.perplexity(on: valid, batchSize: options.evaluationBatchSize,
                                                       bptt: options.bptt)
                 report.validPerplexity = perplexity
-                if perplexity < best?.perplexity ?? .infinity {
-                    best = (perplexity, parameters.map(\.value))
+                if perplexity < run.bestPerplexity ?? .infinity {
+                    run.bestPerplexity = perplexity
+                    if options.restoreBest {
+                        run.bestParameters = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
+                    }
                 } else if options.learningRateDecay > 1 {
                     optimizer.learningRate /= options.learningRateDecay
                 }
             }
-            report.seconds = Date().timeIntervalSince(epochStart)
+            let now = Date()
+            report.seconds = run.epochSeconds + now.timeIntervalSince(segmentStart)
+            run.startEpoch()
+            segmentStart = now
+            batchAtSegmentStart = 0
             reports.append(report)
             progress(.epochEnded(report))
+            if !isFinished && shouldStop() { return stop() }
         }
-        if options.restoreBest, let best {
-            for (parameter, value) in zip(parameters, best.tensors) { parameter.value = value }
+        run.elapsedSeconds += Date().timeIntervalSince(callStart)
+        if options.restoreBest, let best = run.bestParameters {
+            for parameter in parameters { if let value = best[parameter.name] { parameter.value = value } }
         }
         return reports
+    }
+
+    /// Remembers the fingerprints of the run's texts, or checks that these are the same texts.
+    private func checkData(train: [Int32], valid: [Int32]?) throws(RNNCoreError) {
+        func same(_ a: [Int32]?, _ b: [Int32]?) -> Bool {
+            guard let a, let b else { return a == nil && b == nil }
+            return a.count == b.count && a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in pa.baseAddress == pb.baseAddress }
+            }
+        }
+        // The same arrays as last time (the trainer keeps them, so their storage cannot have changed): done.
+        if let seen = fingerprinted, same(seen.train, train), same(seen.valid, valid) { return }
+        let fingerprints = (train: TokenFingerprint(train), valid: valid.map(TokenFingerprint.init))
+        if let data {
+            guard data.train == fingerprints.train else {
+                throw .invalidArgument("the training text is not the one this run started with (\(fingerprints.train), expected \(data.train))")
+            }
+            guard data.valid == fingerprints.valid else {
+                throw .invalidArgument("the validation text is not the one this run started with (\(fingerprints.valid.map(String.init(describing:)) ?? "none"), expected \(data.valid.map(String.init(describing:)) ?? "none"))")
+            }
+        }
+        data = fingerprints
+        fingerprinted = (train, valid)
+    }
+}
+
+/// The bookkeeping of a run between two batches, besides weights and optimizer.
+struct RunState {
+    /// Batches done in the epoch in progress.
+    var batch = 0
+    /// Batches done since the run began.
+    var step = 0
+    /// The batcher's position (``BPTTBatcher/timeIndex``).
+    var timeIndex = 0
+    /// The epoch's sum of the losses of its applied updates, their number, the skipped ones, and the correct
+    /// predictions (with `measureAccuracy`).
+    var lossSum = 0.0
+    var counted = 0
+    var skipped = 0
+    var correct = 0
+    /// Training seconds of the epoch in progress, and of the whole run, before the current call.
+    var epochSeconds = 0.0
+    var elapsedSeconds = 0.0
+    /// The best validation perplexity so far, and (with `restoreBest`) the weights that reached it.
+    var bestPerplexity: Double?
+    var bestParameters: [String: Tensor]?
+
+    /// Clears the per-epoch sums for a new epoch.
+    mutating func startEpoch() {
+        batch = 0
+        lossSum = 0
+        counted = 0
+        skipped = 0
+        correct = 0
+        epochSeconds = 0
     }
 }

@@ -34,7 +34,7 @@ struct NonFiniteTrainingTests {
             Issue.record("training went on past a NaN loss")
         } catch let error {
             guard case let .invalidState(message) = error else { Issue.record("unexpected error \(error)"); return }
-            #expect(message.contains("non-finite loss at epoch 1, batch"), "\(message)")
+            #expect(message.contains("non-finite loss at epoch 1, batch") && message.contains("(step "), "\(message)")
         }
     }
 

@@ -1,0 +1,533 @@
+import Foundation
+
+/// The size and SHA-256 of a token sequence (its ids as little-endian `Int32`): how a training checkpoint
+/// recognises the texts its run was trained on.
+public struct TokenFingerprint: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The number of tokens.
+    public var tokenCount: Int
+    /// The SHA-256 of the ids, 64 lowercase hexadecimal digits.
+    public var sha256: String
+
+    /// Creates a fingerprint from its parts.
+    public init(tokenCount: Int, sha256: String) {
+        self.tokenCount = tokenCount
+        self.sha256 = sha256
+    }
+
+    /// The fingerprint of `ids`.
+    public init(_ ids: [Int32]) {
+        var hasher = SHA256()
+        #if _endian(little)
+        ids.withUnsafeBytes { hasher.update($0) }
+        #else
+        ids.map(\.littleEndian).withUnsafeBytes { hasher.update($0) }
+        #endif
+        self.init(tokenCount: ids.count, sha256: hasher.finalize().hexString)
+    }
+
+    /// "929589 tokens, SHA-256 3a0b5c…".
+    public var description: String { "\(tokenCount) tokens, SHA-256 \(sha256.prefix(12))…" }
+}
+
+/// A training run saved between two batches: everything the rest of the run depends on, so that a resumed run
+/// ends with the same weights and losses, bit for bit, as one that never stopped.
+///
+/// Written by ``Trainer/saveTrainingState(to:vocabulary:metadata:)``, read by ``load(from:)`` and turned back into a
+/// trainer by ``Trainer/init(resumingFrom:)``. The file is a safetensors file (Python's `safetensors` opens it):
+///
+/// | tensor | holds |
+/// | --- | --- |
+/// | `model/<parameter>` | every parameter of the model (`model/embedding.weight`, `model/rnn.0.wx`, …) |
+/// | `optimizer/m/<parameter>`, `optimizer/v/<parameter>` | Adam's moments (after its first step) |
+/// | `best/<parameter>` | the weights of the best validation perplexity so far (with `restoreBest`) |
+/// | `state/<layer>.<state>` | the state carried into the next window (`state/rnn.0.h`, (N, H)) |
+///
+/// and `__metadata__` holds, as strings: `format` (`"rnncore-train"`), `format_version` (`"1"`), and JSON for
+/// `configuration` and `vocabulary` (as in a model checkpoint), `options` (``TrainingOptions``), `layers` (each
+/// recurrent layer's ``RecurrentLayer/isStateful`` and ``RecurrentLayer/truncation``), `optimizer` (kind,
+/// learning rate after decay, hyper-parameters, Adam's step count), `progress` (epoch, batch, step, the batcher's
+/// time index, the epoch's running sums, the best validation perplexity, the reports of finished epochs), `random`
+/// (the dropout generator's four xoshiro256** words as hexadecimal strings) and `data` (``TokenFingerprint`` of the
+/// training and validation texts). Numbers that must round-trip exactly are Doubles (learning rates and
+/// hyper-parameters are stored as the Double of their Float) or strings (64-bit words). Other metadata keys belong
+/// to the caller.
+public struct TrainingCheckpoint: Sendable {
+    /// The value of the `format` metadata key.
+    public static let format = "rnncore-train"
+    /// The value of the `format_version` metadata key this version writes and reads.
+    public static let formatVersion = "1"
+    /// The metadata keys the format uses; every other key belongs to the caller.
+    public static let reservedMetadataKeys: Set<String> = [
+        "format", "format_version", "configuration", "vocabulary", "options", "layers", "optimizer", "progress", "random",
+        "data",
+    ]
+
+    /// The model's sizes.
+    public let configuration: RNNLanguageModel.Configuration
+    /// The model's vocabulary.
+    public let vocabulary: Vocabulary
+    /// The run's settings.
+    public let options: TrainingOptions
+    /// The 1-based epoch in progress (`options.epochs + 1` when the run had finished).
+    public let epoch: Int
+    /// Batches done in the epoch in progress.
+    public let batch: Int
+    /// Batches done since the run began.
+    public let step: Int
+    /// The reports of the finished epochs.
+    public let reports: [EpochReport]
+    /// The training text the run was trained on.
+    public let trainingData: TokenFingerprint
+    /// The validation text evaluated after each epoch, if any.
+    public let validationData: TokenFingerprint?
+    /// The caller's metadata: every key of the file's `__metadata__` outside ``reservedMetadataKeys``.
+    public let metadata: [String: String]
+
+    let parameters: [String: Tensor]
+    let layers: LayersRecord
+    let optimizer: OptimizerRecord
+    let moments: [String: (m: Tensor, v: Tensor)]
+    let run: RunState
+    let carriedState: [String: Tensor]
+    let dropoutGeneratorState: [UInt64]
+
+    /// Reads and validates a training checkpoint.
+    /// - Throws: a ``CheckpointError`` naming the first problem.
+    public static func load(from url: URL) throws(CheckpointError) -> TrainingCheckpoint {
+        try TrainingCheckpoint(file: SafeTensorsFile.read(from: url))
+    }
+
+    /// Throws ``CheckpointError/trainingDataMismatch(text:expected:actual:)`` unless `train` and `valid` are the
+    /// texts the run was trained and validated on.
+    public func verify(trainingData train: [Int32], validationData valid: [Int32]?) throws(CheckpointError) {
+        let actual = TokenFingerprint(train)
+        guard actual == trainingData else {
+            throw .trainingDataMismatch(text: "training", expected: trainingData.description, actual: actual.description)
+        }
+        let actualValid = valid.map(TokenFingerprint.init)
+        guard actualValid == validationData else {
+            throw .trainingDataMismatch(text: "validation", expected: validationData?.description ?? "none",
+                                        actual: actualValid?.description ?? "none")
+        }
+    }
+
+    /// The model as it was when the checkpoint was written (the weights of that batch, not the best ones), with
+    /// its carried state and dropout generator.
+    public func makeModel() throws(CheckpointError) -> RNNLanguageModel {
+        do {
+            let model = try RNNLanguageModel(configuration: configuration, tensors: parameters)
+            for (layer, (stateful, truncation)) in zip(model.recurrentLayers, zip(layers.stateful, layers.truncation)) {
+                layer.isStateful = stateful
+                layer.truncation = truncation
+            }
+            model.dropoutGenerator = Xoshiro256StarStar(state: dropoutGeneratorState)
+            try model.restoreCarriedState(carriedState)
+            return model
+        } catch {
+            throw .invalidMetadata(reason: "the model cannot be rebuilt: \(error)")
+        }
+    }
+
+    func makeOptimizer() -> Optimizer {
+        switch optimizer.kind {
+        case .sgd:
+            return SGD(learningRate: Float(optimizer.learningRate))
+        case .adam:
+            let adam = Adam(learningRate: Float(optimizer.learningRate), beta1: Float(optimizer.beta1 ?? 0.9),
+                            beta2: Float(optimizer.beta2 ?? 0.999), epsilon: Float(optimizer.epsilon ?? 1e-8),
+                            weightDecay: Float(optimizer.weightDecay ?? 0))
+            adam.restore(stepCount: optimizer.stepCount ?? 0, moments: moments)
+            return adam
+        }
+    }
+}
+
+// MARK: - Saving and resuming
+
+extension Trainer {
+    /// Writes everything the rest of the run depends on — weights, optimizer state, data position, carried state,
+    /// random state, bookkeeping, options, configuration and vocabulary — as a ``TrainingCheckpoint``, atomically
+    /// (temporary file, fsync, rename: an existing file is replaced only by a complete new one).
+    ///
+    /// Call it between two calls of ``train(on:validation:progress:shouldStop:)``, for example after one returned
+    /// because its `shouldStop` hook asked it to.
+    /// - Parameter metadata: extra `__metadata__` strings (keys outside ``TrainingCheckpoint/reservedMetadataKeys``).
+    /// - Throws: ``CheckpointError/invalidEntry(name:reason:)`` when a weight or optimizer slot is NaN or infinite
+    ///   (nothing is written, so a good checkpoint at `url` survives a diverged run),
+    ///   ``CheckpointError/invalidMetadata(reason:)`` for a vocabulary that does not fit, an optimizer other than
+    ///   SGD and Adam, a trainer that has not trained yet or is training, or a file-system error.
+    public func saveTrainingState(to url: URL, vocabulary: Vocabulary,
+                                  metadata extra: [String: String] = [:]) throws(CheckpointError) {
+        try trainingStateFile(vocabulary: vocabulary, metadata: extra).write(to: url)
+    }
+
+    /// The contents of the file ``saveTrainingState(to:vocabulary:metadata:)`` writes.
+    func trainingStateFile(vocabulary: Vocabulary, metadata extra: [String: String]) throws(CheckpointError) -> SafeTensorsFile {
+        guard !isTraining else {
+            throw .invalidMetadata(reason: "the training state cannot be saved while train(on:) runs; save after it returns")
+        }
+        guard let data else {
+            throw .invalidMetadata(reason: "nothing to save: train(on:) has not run yet")
+        }
+        guard vocabulary.count == model.configuration.vocabularySize else {
+            throw .invalidMetadata(reason: "the vocabulary has \(vocabulary.count) tokens but the model \(model.configuration.vocabularySize)")
+        }
+        if let key = extra.keys.sorted().first(where: TrainingCheckpoint.reservedMetadataKeys.contains) {
+            throw .invalidMetadata(reason: "\"\(key)\" is reserved by the training checkpoint format")
+        }
+        var file = SafeTensorsFile()
+        func add(_ name: String, _ tensor: Tensor) throws(CheckpointError) {
+            let values = tensor.scalars
+            guard values.allSatisfy(\.isFinite) else {
+                throw .invalidEntry(name: name, reason: "holds NaN or infinite values; the training state was not saved")
+            }
+            file.tensors[name] = NamedTensor(shape: tensor.shape, values: values)
+        }
+        let parameters = model.parameters
+        for parameter in parameters { try add("model/" + parameter.name, parameter.value) }
+        for (name, tensor) in model.carriedState { try add("state/" + name, tensor) }
+        if let best = run.bestParameters {
+            for (name, tensor) in best { try add("best/" + name, tensor) }
+        }
+        let optimizerRecord: OptimizerRecord
+        switch optimizer {
+        case let adam as Adam:
+            for parameter in parameters {
+                guard let moments = adam.moments[parameter.name] else { continue }
+                try add("optimizer/m/" + parameter.name, moments.m)
+                try add("optimizer/v/" + parameter.name, moments.v)
+            }
+            optimizerRecord = OptimizerRecord(
+                kind: .adam, learningRate: Double(adam.learningRate), beta1: Double(adam.beta1),
+                beta2: Double(adam.beta2), epsilon: Double(adam.epsilon), weightDecay: Double(adam.weightDecay),
+                stepCount: adam.stepCount)
+        case let sgd as SGD:
+            optimizerRecord = OptimizerRecord(kind: .sgd, learningRate: Double(sgd.learningRate))
+        default:
+            throw .invalidMetadata(reason: "cannot save the state of a \(type(of: optimizer)) optimizer (SGD and Adam only)")
+        }
+        let progress = ProgressRecord(
+            epoch: epoch, batch: run.batch, step: run.step, timeIndex: run.timeIndex, lossSum: run.lossSum,
+            countedBatches: run.counted, skippedBatches: run.skipped, correctPredictions: run.correct,
+            epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds,
+            bestValidPerplexity: run.bestPerplexity, reports: reports.map(ReportRecord.init))
+        let random = RandomRecord(dropout: model.dropoutGenerator.state.map(RandomRecord.hex))
+        let layers = LayersRecord(stateful: model.recurrentLayers.map(\.isStateful),
+                                  truncation: model.recurrentLayers.map(\.truncation))
+        let encoder = JSONEncoder.trainingCheckpoint
+        do {
+            file.metadata = extra.merging([
+                "format": TrainingCheckpoint.format,
+                "format_version": TrainingCheckpoint.formatVersion,
+                "configuration": try encoder.string(model.configuration),
+                "vocabulary": try encoder.string(vocabulary),
+                "options": try encoder.string(options),
+                "layers": try encoder.string(layers),
+                "optimizer": try encoder.string(optimizerRecord),
+                "progress": try encoder.string(progress),
+                "random": try encoder.string(random),
+                "data": try encoder.string(DataRecord(train: data.train, valid: data.valid)),
+            ]) { _, ours in ours }
+        } catch {
+            throw .invalidMetadata(reason: "cannot encode the training state: \(error)")
+        }
+        return file
+    }
+
+    /// Rebuilds the trainer of a saved run — a new model, optimizer and trainer in exactly the saved state — so
+    /// that ``train(on:validation:progress:shouldStop:)`` continues it. Pass the same texts as the saved run (the
+    /// trainer checks their fingerprints; ``TrainingCheckpoint/verify(trainingData:validationData:)`` checks them
+    /// beforehand with a ``CheckpointError``).
+    public convenience init(resumingFrom checkpoint: TrainingCheckpoint) throws(CheckpointError) {
+        let model = try checkpoint.makeModel()
+        self.init(model: model, optimizer: checkpoint.makeOptimizer(), options: checkpoint.options)
+        reports = checkpoint.reports
+        run = checkpoint.run
+        data = (checkpoint.trainingData, checkpoint.validationData)
+    }
+
+    /// Reads a training checkpoint and rebuilds its trainer; ``TrainingCheckpoint/load(from:)`` followed by
+    /// ``init(resumingFrom:)-(TrainingCheckpoint)`` (use those to get at the vocabulary and metadata too).
+    public convenience init(resumingFrom url: URL) throws(CheckpointError) {
+        try self.init(resumingFrom: TrainingCheckpoint.load(from: url))
+    }
+}
+
+// MARK: - Reading
+
+extension TrainingCheckpoint {
+    /// Builds a checkpoint from the parsed contents of a file, validating every field: the format, each JSON
+    /// document, their consistency with each other (position against data size, reports against epoch), and every
+    /// tensor's name, dtype, shape and finiteness.
+    /// - Throws: a ``CheckpointError`` naming the first problem.
+    public init(file: SafeTensorsFile) throws(CheckpointError) {
+        let meta = file.metadata
+        guard meta["format"] == Self.format else {
+            throw .invalidMetadata(reason: "not an RNNCore training checkpoint (format is \(meta["format"].map { "\"\($0)\"" } ?? "missing"), expected \"\(Self.format)\"\(meta["format"] == RNNLanguageModel.checkpointFormat ? ": this is a trained model, which has no training state to resume" : ""))")
+        }
+        guard meta["format_version"] == Self.formatVersion else {
+            throw .invalidMetadata(reason: "training checkpoint format version \(meta["format_version"] ?? "missing") is not supported (this build reads \(Self.formatVersion))")
+        }
+        func decode<T: Decodable>(_ type: T.Type, _ key: String) throws(CheckpointError) -> T {
+            do {
+                return try JSONDecoder.trainingCheckpoint.decode(T.self, from: Data((meta[key] ?? "").utf8))
+            } catch {
+                throw .invalidMetadata(reason: "the \(key) is missing or malformed: \(error)")
+            }
+        }
+        func require(_ condition: Bool, _ key: String, _ reason: @autoclosure () -> String) throws(CheckpointError) {
+            if !condition { throw .invalidMetadata(reason: "the \(key) is inconsistent: \(reason())") }
+        }
+
+        configuration = try decode(RNNLanguageModel.Configuration.self, "configuration")
+        do {
+            try configuration.validate()
+        } catch {
+            throw .invalidMetadata(reason: "the configuration is out of range: \(error)")
+        }
+        vocabulary = try decode(Vocabulary.self, "vocabulary")
+        try require(vocabulary.count == configuration.vocabularySize, "vocabulary",
+                    "it has \(vocabulary.count) tokens but the configuration says \(configuration.vocabularySize)")
+
+        options = try decode(TrainingOptions.self, "options")
+        let o = options
+        try require(o.batchSize >= 1 && o.bptt >= 1 && o.epochs >= 1 && o.evaluationBatchSize >= 1, "options",
+                    "batch size \(o.batchSize), bptt \(o.bptt), epochs \(o.epochs) and evaluation batch size \(o.evaluationBatchSize) must be at least 1")
+        try require(o.clipNorm.map { $0.isFinite && $0 >= 0 } ?? true, "options", "clip norm \(o.clipNorm!) is not a finite non-negative number")
+        try require(o.learningRateDecay.isFinite && o.learningRateDecay >= 1, "options", "learning rate decay \(o.learningRateDecay) is below 1")
+
+        layers = try decode(LayersRecord.self, "layers")
+        try require(layers.stateful.count == configuration.layers && layers.truncation.count == configuration.layers
+                    && layers.truncation.allSatisfy { $0 >= 0 }, "layers",
+                    "it must list \(configuration.layers) layers, with truncations of 0 or more")
+
+        let data = try decode(DataRecord.self, "data")
+        for fingerprint in [data.train] + (data.valid.map { [$0] } ?? []) {
+            try require(fingerprint.sha256.count == 64 && fingerprint.sha256.allSatisfy(\.isHexDigit)
+                        && fingerprint.sha256 == fingerprint.sha256.lowercased(), "data", "\"\(fingerprint.sha256)\" is not a SHA-256")
+        }
+        try require(data.train.tokenCount > o.batchSize * o.bptt, "data",
+                    "\(data.train.tokenCount) training tokens are too few for batch \(o.batchSize) × bptt \(o.bptt)")
+        try require((data.valid?.tokenCount ?? 2) >= 2, "data", "a validation text needs at least 2 tokens")
+        trainingData = data.train
+        validationData = data.valid
+
+        // The position, checked against the data size: the batcher's time index is step·T modulo the text.
+        let p = try decode(ProgressRecord.self, "progress")
+        let size = data.train.tokenCount - 1
+        let batchesPerEpoch = size / (o.batchSize * o.bptt)
+        try require((1...o.epochs + 1).contains(p.epoch), "progress", "epoch \(p.epoch) outside 1...\(o.epochs + 1)")
+        try require((0..<batchesPerEpoch).contains(p.batch) && (p.epoch <= o.epochs || p.batch == 0), "progress",
+                    "batch \(p.batch) outside an epoch of \(batchesPerEpoch) batches")
+        try require(p.step == (p.epoch - 1) * batchesPerEpoch + p.batch, "progress",
+                    "step \(p.step) is not batch \(p.batch) of epoch \(p.epoch) with \(batchesPerEpoch) batches an epoch")
+        try require(p.timeIndex == (p.step % size) * (o.bptt % size) % size, "progress",
+                    "time index \(p.timeIndex) is not where \(p.step) batches of \(o.bptt) steps lead in \(size) positions")
+        try require(p.countedBatches >= 0 && p.skippedBatches >= 0 && p.countedBatches + p.skippedBatches == p.batch,
+                    "progress", "\(p.countedBatches) applied and \(p.skippedBatches) skipped updates do not add up to \(p.batch) batches")
+        try require(p.correctPredictions >= 0 && p.correctPredictions <= p.countedBatches * o.batchSize * o.bptt,
+                    "progress", "\(p.correctPredictions) correct predictions")
+        try require(p.lossSum.isFinite && p.lossSum >= 0, "progress", "loss sum \(p.lossSum)")
+        try require(p.bestValidPerplexity.map { $0.isFinite && $0 >= 1 } ?? true, "progress",
+                    "best validation perplexity \(p.bestValidPerplexity!)")
+        try require(p.reports.count == p.epoch - 1 && p.reports.enumerated().allSatisfy { $0.element.epoch == $0.offset + 1 },
+                    "progress", "\(p.reports.count) epoch reports for epoch \(p.epoch)")
+        epoch = p.epoch
+        batch = p.batch
+        step = p.step
+        reports = p.reports.map(\.report)
+
+        optimizer = try decode(OptimizerRecord.self, "optimizer")
+        let q = optimizer
+        try require(q.learningRate.isFinite && q.learningRate > 0, "optimizer", "learning rate \(q.learningRate)")
+        if q.kind == .adam {
+            guard let beta1 = q.beta1, let beta2 = q.beta2, let epsilon = q.epsilon, let weightDecay = q.weightDecay,
+                  let stepCount = q.stepCount else {
+                throw .invalidMetadata(reason: "the optimizer is missing or malformed: Adam needs beta1, beta2, epsilon, weightDecay and stepCount")
+            }
+            try require((0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon > 0 && epsilon.isFinite
+                        && weightDecay >= 0 && weightDecay.isFinite && stepCount >= 0, "optimizer",
+                        "Adam's beta1 \(beta1), beta2 \(beta2), epsilon \(epsilon), weight decay \(weightDecay) or step count \(stepCount) is out of range")
+        }
+
+        let random = try decode(RandomRecord.self, "random")
+        let words = random.dropout.compactMap(RandomRecord.word)
+        try require(random.dropout.count == 4 && words.count == 4 && words.contains { $0 != 0 }, "random",
+                    "the dropout generator needs four 64-bit words written as 0x-prefixed hexadecimal, not all zero, got \(random.dropout)")
+        dropoutGeneratorState = words
+
+        // Tensors: each name must be expected, F32, of the right shape and finite.
+        var expected: [String: [Int]] = [:]
+        for (name, shape) in configuration.parameterShapes {
+            expected["model/" + name] = shape
+            if q.kind == .adam {
+                expected["optimizer/m/" + name] = shape
+                expected["optimizer/v/" + name] = shape
+            }
+            expected["best/" + name] = shape
+        }
+        var tensors: [String: Tensor] = [:]
+        for name in file.tensors.keys.sorted() {
+            let shape: [Int]
+            if let known = expected[name] {
+                shape = known
+            } else if name.hasPrefix("state/"), let actual = file.tensors[name]?.shape {
+                guard actual.count == 2, actual[0] == o.batchSize else {
+                    throw .invalidEntry(name: name, reason: "a carried state must have shape (N, width) with N = \(o.batchSize), got \(actual)")
+                }
+                shape = actual
+            } else {
+                throw .invalidEntry(name: name, reason: "a training checkpoint of this configuration has no tensor of that name")
+            }
+            let values = try file.floats(named: name, shape: shape)
+            guard values.allSatisfy(\.isFinite) else { throw .invalidEntry(name: name, reason: "holds NaN or infinite values") }
+            tensors[name] = try? Tensor(shape: shape, scalars: values)
+        }
+        func group(_ prefix: String) -> [String: Tensor] {
+            Dictionary(uniqueKeysWithValues: tensors.filter { $0.key.hasPrefix(prefix) }
+                .map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+        }
+        let names = configuration.parameterShapes.map(\.name)
+        let model = group("model/")
+        if let missing = names.first(where: { model[$0] == nil }) { throw .missingTensor(name: "model/" + missing) }
+        parameters = model
+
+        let (m, v) = (group("optimizer/m/"), group("optimizer/v/"))
+        if q.kind == .adam, (q.stepCount ?? 0) > 0 || !m.isEmpty || !v.isEmpty {
+            // Adam creates every moment at its first step: all or (before any step) none.
+            for name in names {
+                if m[name] == nil { throw .missingTensor(name: "optimizer/m/" + name) }
+                if v[name] == nil { throw .missingTensor(name: "optimizer/v/" + name) }
+            }
+        }
+        moments = Dictionary(uniqueKeysWithValues: m.map { ($0.key, (m: $0.value, v: v[$0.key]!)) })
+
+        let best = group("best/")
+        if o.restoreBest && p.bestValidPerplexity != nil {
+            if let missing = names.first(where: { best[$0] == nil }) { throw .missingTensor(name: "best/" + missing) }
+        } else if let extra = best.keys.sorted().first {
+            throw .invalidEntry(name: "best/" + extra, reason: "best weights without restoreBest and a best validation perplexity")
+        }
+
+        carriedState = group("state/")
+        run = RunState(batch: p.batch, step: p.step, timeIndex: p.timeIndex, lossSum: p.lossSum,
+                       counted: p.countedBatches, skipped: p.skippedBatches, correct: p.correctPredictions,
+                       epochSeconds: p.epochSeconds, elapsedSeconds: p.elapsedSeconds,
+                       bestPerplexity: p.bestValidPerplexity, bestParameters: best.isEmpty ? nil : best)
+        metadata = meta.filter { !Self.reservedMetadataKeys.contains($0.key) }
+
+        // The carried state must fit the model: build it once now, so that resuming cannot fail later.
+        _ = try makeModel()
+    }
+}
+
+// MARK: - JSON documents of the metadata
+
+/// The optimizer: kind, learning rate after decay, Adam's hyper-parameters and step count.
+struct OptimizerRecord: Codable, Sendable {
+    enum Kind: String, Codable, Sendable { case sgd, adam }
+    var kind: Kind
+    var learningRate: Double
+    var beta1: Double? = nil
+    var beta2: Double? = nil
+    var epsilon: Double? = nil
+    var weightDecay: Double? = nil
+    var stepCount: Int64? = nil
+}
+
+/// Where the run stands and what it has measured so far.
+struct ProgressRecord: Codable, Sendable {
+    var epoch: Int
+    var batch: Int
+    var step: Int
+    var timeIndex: Int
+    var lossSum: Double
+    var countedBatches: Int
+    var skippedBatches: Int
+    var correctPredictions: Int
+    var epochSeconds: Double
+    var elapsedSeconds: Double
+    var bestValidPerplexity: Double?
+    var reports: [ReportRecord]
+}
+
+/// An ``EpochReport`` with its Float learning rate stored as a Double, so that it round-trips exactly.
+struct ReportRecord: Codable, Sendable {
+    var epoch: Int
+    var trainPerplexity: Double
+    var validPerplexity: Double?
+    var learningRate: Double
+    var tokensPerSecond: Double
+    var seconds: Double
+    var skippedUpdates: Int
+    var trainAccuracy: Double?
+
+    init(_ report: EpochReport) {
+        epoch = report.epoch
+        trainPerplexity = report.trainPerplexity
+        validPerplexity = report.validPerplexity
+        learningRate = Double(report.learningRate)
+        tokensPerSecond = report.tokensPerSecond
+        seconds = report.seconds
+        skippedUpdates = report.skippedUpdates
+        trainAccuracy = report.trainAccuracy
+    }
+
+    var report: EpochReport {
+        EpochReport(epoch: epoch, trainPerplexity: trainPerplexity, validPerplexity: validPerplexity,
+                    learningRate: Float(learningRate), tokensPerSecond: tokensPerSecond, seconds: seconds,
+                    skippedUpdates: skippedUpdates, trainAccuracy: trainAccuracy)
+    }
+}
+
+/// Generator states, as 64-bit words in `0x`-prefixed hexadecimal (JSON numbers cannot hold them exactly).
+struct RandomRecord: Codable, Sendable {
+    var dropout: [String]
+
+    static func hex(_ word: UInt64) -> String {
+        let digits = String(word, radix: 16)
+        return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    static func word(_ text: String) -> UInt64? {
+        guard text.hasPrefix("0x"), text.count == 18 else { return nil }
+        return UInt64(text.dropFirst(2), radix: 16)
+    }
+}
+
+/// Settings of the recurrent layers that shape training but are not part of the model's configuration.
+struct LayersRecord: Codable, Sendable {
+    var stateful: [Bool]
+    var truncation: [Int]
+}
+
+/// The fingerprints of the training and validation texts.
+struct DataRecord: Codable, Sendable {
+    var train: TokenFingerprint
+    var valid: TokenFingerprint?
+}
+
+extension JSONEncoder {
+    /// Sorted keys; NaN and infinities as strings (a run whose updates were all skipped has a NaN perplexity).
+    static var trainingCheckpoint: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return encoder
+    }
+
+    func string<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encode(value), as: UTF8.self)
+    }
+}
+
+extension JSONDecoder {
+    /// The counterpart of ``JSONEncoder/trainingCheckpoint``.
+    static var trainingCheckpoint: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return decoder
+    }
+}
