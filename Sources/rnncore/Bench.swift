@@ -14,12 +14,14 @@ struct Bench: ParsableCommand {
         backward, global-norm clipping at 0.25, SGD update) and of a forward-only step; tokens per second; the \
         step's GFLOP/s as a fraction of a cblas_sgemm peak measured in the same run. Then the peers in \
         benchmarks/ (the textbook's numpy layers, PyTorch if installed) run the same configuration one after \
-        another, and their ratios to RNNCore are printed. Configurations (V, D, H, N, T): \
-        BOOK 10000 100 100 10 5, W100 10000 100 100 20 35, W650 10000 650 650 20 35, C512 65 512 512 64 64.
+        another, and their ratios to RNNCore are printed. Configurations (V, D, H, N, T; one tanh RNN layer \
+        unless named): BOOK 10000 100 100 10 5, W100 10000 100 100 20 35, W650 10000 650 650 20 35, \
+        C512 65 512 512 64 64, L200 10000 200 200 20 20 (2-layer LSTM), L650 10000 650 650 20 35 (2-layer LSTM).
         """)
 
-    @Option(name: .customLong("config"), help: "BOOK, W100, W650 or C512; repeat for several (default: all).")
-    var configs: [BenchConfig] = BenchConfig.allCases
+    @Option(name: .customLong("config"),
+            help: "BOOK, W100, W650, C512, L200 or L650; repeat for several (default: all but L650, the slowest).")
+    var configs: [BenchConfig] = BenchConfig.defaults
     @Option(help: "Timed steps per measurement.") var steps: Int = 20
     @Option(help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
     @Option(help: "Peers to run: numpy, torch, or none (comma-separated).") var peers: String = "numpy,torch"
@@ -48,11 +50,11 @@ struct Bench: ParsableCommand {
             let ours = try BenchRunner(config: config, steps: steps, warmup: warmup).run()
             var entry: [String: Any] = [
                 "config": config.rawValue, "V": config.sizes.V, "D": config.sizes.D, "H": config.sizes.H,
-                "N": config.sizes.N, "T": config.sizes.T,
+                "N": config.sizes.N, "T": config.sizes.T, "cell": config.cell.rawValue, "layers": config.layers,
                 "rnncore": ours.dictionary(peak: peak),
             ]
             log("")
-            log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T))")
+            log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T), \(config.layers)-layer \(config.cell == .lstm ? "LSTM" : "tanh RNN"))")
             log("  impl               train ms   train tok/s   fwd ms   fwd tok/s   rnncore faster: train    fwd")
             log(ours.row(name: "rnncore", trainRatio: 1, forwardRatio: 1))
             log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB (%.2f× the %.0f MiB of parameters, gradients and one window's activations); ",
@@ -115,7 +117,11 @@ struct Bench: ParsableCommand {
 
 /// The benchmark configurations.
 enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
-    case BOOK, W100, W650, C512
+    case BOOK, W100, W650, C512, L200, L650
+
+    /// What `rnncore bench` runs without `--config`: every configuration but L650, the slowest (its numpy peer
+    /// dominates the run).
+    static let defaults: [BenchConfig] = [.BOOK, .W100, .W650, .C512, .L200]
 
     init?(argument: String) { self.init(rawValue: argument.uppercased()) }
 
@@ -125,24 +131,63 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
         case .W100: (10000, 100, 100, 20, 35, 700)
         case .W650: (10000, 650, 650, 20, 35, 700)
         case .C512: (65, 512, 512, 64, 64, 4096)
+        case .L200: (10000, 200, 200, 20, 20, 400)   // Zaremba et al.'s "small" PTB LSTM (without dropout)
+        case .L650: (10000, 650, 650, 20, 35, 700)   // their "medium" one (without dropout)
         }
     }
 
+    /// The recurrent cell of every layer.
+    var cell: CellKind {
+        switch self {
+        case .BOOK, .W100, .W650, .C512: .rnn
+        case .L200, .L650: .lstm
+        }
+    }
+
+    /// L, the number of stacked recurrent layers.
+    var layers: Int {
+        switch self {
+        case .BOOK, .W100, .W650, .C512: 1
+        case .L200, .L650: 2
+        }
+    }
+
+    /// G, the width of a recurrent layer's pre-activations: H for the tanh RNN, 4H for the LSTM's four gates.
+    private var gateWidth: Int { cell == .lstm ? 4 * sizes.H : sizes.H }
+
+    /// The input size of layer l: D for the first, H above it.
+    private func inputSize(ofLayer l: Int) -> Int { l == 0 ? sizes.D : sizes.H }
+
     /// Bytes that training must hold: parameters, their gradients (SGD keeps no other state) and one window's
-    /// activations with their gradients (embedding output, hidden states, logits — whose gradient overwrites
-    /// them — the RNN's backward workspace and its two state buffers).
+    /// activations with their gradients.
+    ///
+    /// With G = H (RNN) or 4H (LSTM) and D_l = D for the first layer, H above it:
+    /// parameters = V·D + Σ_l (D_l·G + H·G + G) + H·V + V. Activations = 2·NT·D (embedding output and its
+    /// gradient) + NT·V (logits, whose gradient overwrites them) + per layer: 2·NT·H (outputs and their gradient)
+    /// plus, for the RNN, its backward workspace (2·NT·H + N·H), state and spare (2·N·H) and ∂h0 (N·H); for the
+    /// LSTM, the cell states (NT·H), the activated gates (NT·4H), its backward workspace (5·NT·H + 2·N·H), h and
+    /// c with their spares (4·N·H) and ∂h0, ∂c0 (2·N·H). No dropout in the benchmark, so no masks.
     var trainingBytes: Double {
         let s = sizes
-        let (V, D, H, NT) = (Double(s.V), Double(s.D), Double(s.H), s.tokens)
-        let parameters = V * D + D * H + H * H + H + H * V + V
-        let activations = 2 * NT * D + 2 * NT * H + NT * V + (2 * NT * H + Double(s.N) * H) + 2 * Double(s.N) * H
+        let (V, D, H, G, N, NT) = (Double(s.V), Double(s.D), Double(s.H), Double(gateWidth), Double(s.N), s.tokens)
+        var parameters = V * D + H * V + V
+        var activations = 2 * NT * D + NT * V
+        for l in 0..<layers {
+            parameters += Double(inputSize(ofLayer: l)) * G + H * G + G
+            activations += 2 * NT * H + (cell == .lstm
+                ? NT * H + NT * 4 * H + (5 * NT * H + 2 * N * H) + 4 * N * H + 2 * N * H
+                : (2 * NT * H + N * H) + 2 * N * H + N * H)
+        }
         return 4 * (2 * parameters + activations)
     }
 
-    /// Multiply-add FLOPs of one forward pass: the input projection, the recurrence and the output projection.
+    /// Multiply-add FLOPs of one forward pass: every layer's input projection and recurrence, and the output
+    /// projection, 2·NT·(Σ_l (D_l·G + H·G) + H·V) with G and D_l as in ``trainingBytes`` (the element-wise
+    /// gate and softmax work is not counted). A training step counts 3× this (backward: two GEMMs per forward one).
     var forwardFLOPs: Double {
         let s = sizes
-        return 2 * s.tokens * Double(s.D * s.H + s.H * s.H + s.H * s.V)
+        let recurrent = (0..<layers).reduce(0) { $0 + (inputSize(ofLayer: $1) + s.H) * gateWidth }
+        return 2 * s.tokens * Double(recurrent + s.H * s.V)
     }
 }
 
@@ -190,7 +235,9 @@ struct BenchRunner {
     func run() throws -> Result {
         let s = config.sizes
         let model = try RNNLanguageModel(
-            configuration: .init(vocabularySize: s.V, embeddingSize: s.D, hiddenSize: s.H), seed: 1)
+            configuration: .init(vocabularySize: s.V, embeddingSize: s.D, hiddenSize: s.H, layers: config.layers,
+                                 cell: config.cell),
+            seed: 1)
         var rng = Xoshiro256StarStar(seed: 7)
         let count = s.N * s.T
         let ids = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
@@ -205,7 +252,7 @@ struct BenchRunner {
         }
         func forwardStep() throws { _ = try model.loss(ids: ids, targets: targets, batchSize: s.N) }
 
-        for _ in 0..<max(warmup, 2) { try trainStep() }  // two steps size every buffer (the RNN state ping-pongs)
+        for _ in 0..<max(warmup, 2) { try trainStep() }  // two steps size every buffer (the states ping-pong)
         let allocationsBefore = allocationCount()
         let train = try Self.time(trainStep, steps: steps, warmup: 0)
         let allocationsPerStep = allocationCount().map { after in Double(after - allocationsBefore!) / Double(steps) }
