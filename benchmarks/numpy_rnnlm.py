@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""numpy peer for `rnncore bench`: the textbook SimpleRnnlm (float32).
+"""numpy peer for `rnncore bench`: the textbook SimpleRnnlm, or for the LSTM
+configurations its Rnnlm with stacked TimeLSTM layers (LstmRnnlm), float32.
 
 Times, per step, with time.perf_counter:
   * a training step: forward + mean cross-entropy, backward, global-norm
     gradient clipping at 0.25, SGD update (lr 0.1);
   * a forward-only step: forward + mean cross-entropy.
 
-The RNN is stateful: its hidden state is carried from one window of T steps
-to the next (truncated BPTT).  Data are uniform random token ids (seeded),
-read as N parallel streams like the textbook's RNNLM trainer.  Building a
-batch is not part of the timed step.
+The recurrent layers are stateful: their hidden (and LSTM cell) states are
+carried from one window of T steps to the next (truncated BPTT).  Data are
+uniform random token ids (seeded), read as N parallel streams like the
+textbook's RNNLM trainer.  Building a batch is not part of the timed step.
 
 Usage:
   python3 benchmarks/numpy_rnnlm.py --config BOOK [--steps K] [--warmup W] [--json] [--seed S]
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import peer_common as pc  # noqa: E402
-from textbook_layers import SGD, SimpleRnnlm, clip_grads  # noqa: E402
+from textbook_layers import SGD, LstmRnnlm, SimpleRnnlm, clip_grads  # noqa: E402
 
 
 def blas_info():
@@ -89,9 +90,14 @@ class Batches:
 
 def run(args):
     name = args.config
-    V, D, H, N, T = pc.CONFIGS[name]
+    config = pc.CONFIGS[name]
+    V, D, H, N, T = config.V, config.D, config.H, config.N, config.T
 
-    model = SimpleRnnlm(V, D, H, seed=args.seed)
+    if config.cell == "lstm":
+        model = LstmRnnlm(V, D, H, layers=config.layers, seed=args.seed)
+    else:
+        assert config.layers == 1, "SimpleRnnlm has one RNN layer"
+        model = SimpleRnnlm(V, D, H, seed=args.seed)
     optimizer = SGD(lr=pc.LEARNING_RATE)
     batches = Batches(pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
 
@@ -109,7 +115,7 @@ def run(args):
 
     train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
 
-    return pc.result("numpy-textbook", name, (V, D, H, N, T), train_s, fwd_s, args,
+    return pc.result("numpy-textbook", name, config, train_s, fwd_s, args,
                      dtype=str(model.params[0].dtype), last_loss=state["loss"],
                      numpy=np.__version__, blas=blas_info())
 

@@ -7,18 +7,25 @@ summarising and printing timings.
 """
 
 import argparse
+import collections
 import json
 import os
 import random
 import statistics
 import time
 
-# name -> (V, D, H, N, T)
+# A configuration: sizes V, D, H, N, T, the recurrent cell ("rnn": tanh, or "lstm") and the number of stacked
+# recurrent layers.
+Config = collections.namedtuple("Config", "V D H N T cell layers", defaults=("rnn", 1))
+
 CONFIGS = {
-    "BOOK": (10000, 100, 100, 10, 5),
-    "W100": (10000, 100, 100, 20, 35),
-    "W650": (10000, 650, 650, 20, 35),
-    "C512": (65, 512, 512, 64, 64),
+    "BOOK": Config(10000, 100, 100, 10, 5),
+    "W100": Config(10000, 100, 100, 20, 35),
+    "W650": Config(10000, 650, 650, 20, 35),
+    "C512": Config(65, 512, 512, 64, 64),
+    # Zaremba et al.'s "small" and "medium" PTB LSTM language models (without their dropout)
+    "L200": Config(10000, 200, 200, 20, 20, "lstm", 2),
+    "L650": Config(10000, 650, 650, 20, 35, "lstm", 2),
 }
 
 CLIP_NORM = 0.25
@@ -30,7 +37,7 @@ ENV_KEYS = ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
 def parse_args(description, argv=None):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", required=True, type=str.upper, choices=sorted(CONFIGS),
-                   help="model/batch configuration (V, D, H, N, T)")
+                   help="model/batch configuration (V, D, H, N, T, cell, layers)")
     p.add_argument("--steps", type=int, default=20,
                    help="timed steps for each of training and forward-only (default 20)")
     p.add_argument("--warmup", type=int, default=3,
@@ -107,15 +114,16 @@ def measure(train_step, forward_step, batches, args):
     return train_seconds, forward_seconds
 
 
-def result(impl, name, sizes, train_seconds, forward_seconds, args, **extra):
+def result(impl, name, config, train_seconds, forward_seconds, args, **extra):
     """The JSON object every peer prints: timings, throughput, run settings, then the peer's own fields."""
-    V, D, H, N, T = sizes
+    V, D, H, N, T = config.V, config.D, config.H, config.N, config.T
     train_ms = summarize(train_seconds)
     forward_ms = summarize(forward_seconds)
     return {
         "impl": impl,
         "config": name,
         "V": V, "D": D, "H": H, "N": N, "T": T,
+        "cell": config.cell, "layers": config.layers,
         "train_step_ms": train_ms,
         "forward_ms": forward_ms,
         "train_tokens_per_s": tokens_per_s(N, T, train_ms["median"]),
@@ -136,8 +144,8 @@ def emit(result, as_json):
         print("%s: skipped: %s" % (result["impl"], result["skipped"]))
         return
     r = result
-    print("%s  config %s  (V=%d D=%d H=%d N=%d T=%d)" %
-          (r["impl"], r["config"], r["V"], r["D"], r["H"], r["N"], r["T"]))
+    print("%s  config %s  (V=%d D=%d H=%d N=%d T=%d, %d-layer %s)" %
+          (r["impl"], r["config"], r["V"], r["D"], r["H"], r["N"], r["T"], r["layers"], r["cell"]))
     print("  train step   median %9.3f ms  min %9.3f ms  %12.0f tokens/s" %
           (r["train_step_ms"]["median"], r["train_step_ms"]["min"], r["train_tokens_per_s"]))
     print("  forward only median %9.3f ms  min %9.3f ms  %12.0f tokens/s" %

@@ -4,14 +4,21 @@
   python3 benchmarks/test_peers.py
 
 * the textbook layers' analytic gradients match central differences (float64,
-  tiny model, non-zero carried hidden state);
+  tiny model, non-zero carried hidden state), for SimpleRnnlm and for the
+  2-layer LstmRnnlm (non-zero carried h and c in both layers);
+* if torch is importable: a stack of two numpy TimeLSTMs computes what
+  torch.nn.LSTM(num_layers=2, batch_first=True) computes from the same weights
+  and initial states (outputs, final states, weight and input gradients,
+  float64);
 * global-norm clipping and SGD behave as specified;
 * a float32 model stays float32 through a training step;
 * the loss decreases over 20 SGD steps on a tiny repeating sequence;
 * numpy_rnnlm.py --config BOOK --steps 2 --warmup 1 --json prints exactly one
   JSON object with the required keys;
 * torch_rnnlm.py --config BOOK --steps 2 --warmup 1 --json either does the
-  same or reports "skipped".
+  same or reports "skipped";
+* both peers do the same for the 2-layer LSTM configuration L200
+  (--steps 1 --warmup 0).
 
 Exits non-zero on failure.
 """
@@ -28,7 +35,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from textbook_layers import SGD, SimpleRnnlm, clip_grads  # noqa: E402
+from textbook_layers import SGD, LstmRnnlm, SimpleRnnlm, TimeLSTM, clip_grads  # noqa: E402
 
 REQUIRED_KEYS = {
     "impl", "config", "V", "D", "H", "N", "T", "train_step_ms", "forward_ms",
@@ -40,47 +47,125 @@ def tiny_model(V=7, D=4, H=5, seed=1):
     return SimpleRnnlm(V, D, H, seed=seed)
 
 
+def central_difference_errors(model, loss, eps=1e-5):
+    """(parameter index, relative error, largest |numerical gradient|) for every parameter of ``model``: its
+    analytic gradient after ``loss()`` and ``model.backward()`` against central differences of ``loss``."""
+    loss()
+    model.backward()
+    analytic = [g.copy() for g in model.grads]
+    out = []
+    for k, (p, ga) in enumerate(zip(model.params, analytic)):
+        gn = np.zeros_like(p)
+        it = np.nditer(p, flags=["multi_index"])
+        for _ in it:
+            i = it.multi_index
+            orig = p[i]
+            p[i] = orig + eps
+            lp = loss()
+            p[i] = orig - eps
+            lm = loss()
+            p[i] = orig
+            gn[i] = (lp - lm) / (2 * eps)
+        out.append((k, np.max(np.abs(ga - gn)) / max(1e-8, np.max(np.abs(gn))), np.max(np.abs(gn))))
+    return out
+
+
 class GradientCheck(unittest.TestCase):
-    def test_central_differences_float64(self):
-        V, D, H, N, T = 7, 4, 5, 2, 3
-        model = tiny_model(V, D, H).astype(np.float64)
+    def check(self, model, names, set_carried_state, V, N, T):
         rng = np.random.RandomState(2)
         # make the (zero-initialised) biases non-trivial too
         for p in model.params:
+            self.assertEqual(p.dtype, np.float64)
             p += 0.1 * rng.randn(*p.shape)
         xs = rng.randint(0, V, size=(N, T))
         ts = rng.randint(0, V, size=(N, T))
         xs[0, 0] = xs[0, 1] = xs[1, 2]  # repeated ids exercise np.add.at
-        h0 = 0.5 * np.tanh(rng.randn(N, H))  # carried state from a "previous window"
+        carried = set_carried_state(rng)  # states from a "previous window"
 
         def loss():
-            model.rnn_layer.set_state(h0.copy())
+            carried()
             return float(model.forward(xs, ts))
 
-        for p in model.params:
-            self.assertEqual(p.dtype, np.float64)
+        self.assertEqual(len(names), len(model.params))
+        for k, err, largest in central_difference_errors(model, loss):
+            self.assertLess(err, 1e-6, "%s: relative gradient error %.3g" % (names[k], err))
+            self.assertGreater(largest, 0, "%s: zero gradient" % names[k])
 
-        loss()
-        model.backward()
-        analytic = [g.copy() for g in model.grads]
-        names = ["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"]
+    def test_central_differences_float64(self):
+        V, D, H, N, T = 7, 4, 5, 2, 3
+        model = tiny_model(V, D, H).astype(np.float64)
 
-        eps = 1e-5
-        for name, p, ga in zip(names, model.params, analytic):
-            gn = np.zeros_like(p)
-            it = np.nditer(p, flags=["multi_index"])
-            for _ in it:
-                i = it.multi_index
-                orig = p[i]
-                p[i] = orig + eps
-                lp = loss()
-                p[i] = orig - eps
-                lm = loss()
-                p[i] = orig
-                gn[i] = (lp - lm) / (2 * eps)
-            err = np.max(np.abs(ga - gn)) / max(1e-8, np.max(np.abs(gn)))
-            self.assertLess(err, 1e-6, "%s: relative gradient error %.3g" % (name, err))
-            self.assertGreater(np.max(np.abs(gn)), 0, "%s: zero gradient" % name)
+        def set_carried_state(rng):
+            h0 = 0.5 * np.tanh(rng.randn(N, H))
+            return lambda: model.rnn_layer.set_state(h0.copy())
+
+        self.check(model, ["embed.W", "rnn.Wx", "rnn.Wh", "rnn.b", "affine.W", "affine.b"],
+                   set_carried_state, V, N, T)
+
+    def test_lstm_central_differences_float64(self):
+        V, D, H, N, T = 7, 4, 5, 2, 3
+        model = LstmRnnlm(V, D, H, layers=2, seed=1).astype(np.float64)
+
+        def set_carried_state(rng):
+            states = [(0.5 * np.tanh(rng.randn(N, H)), rng.randn(N, H)) for _ in model.lstm_layers]
+            return lambda: [layer.set_state(h.copy(), c.copy()) for layer, (h, c) in zip(model.lstm_layers, states)]
+
+        names = ["embed.W"] + ["lstm%d.%s" % (l, w) for l in range(2) for w in ("Wx", "Wh", "b")] + \
+            ["affine.W", "affine.b"]
+        self.check(model, names, set_carried_state, V, N, T)
+
+
+class LstmAgainstTorch(unittest.TestCase):
+    """Two stacked numpy TimeLSTMs against torch.nn.LSTM(num_layers=2, batch_first=True), float64."""
+
+    def test_matches_torch_lstm(self):
+        try:
+            import torch
+        except Exception as e:  # not installed, or installed but broken
+            self.skipTest("torch not importable: %s" % e)
+        N, T, D, H, L = 3, 4, 6, 5, 2
+        rng = np.random.RandomState(4)
+        xs = rng.randn(N, T, D)
+        h0, c0 = 0.5 * rng.randn(L, N, H), rng.randn(L, N, H)
+        weights = [(rng.randn(D if l == 0 else H, 4 * H) * 0.4, rng.randn(H, 4 * H) * 0.4, rng.randn(4 * H) * 0.2)
+                   for l in range(L)]
+        R = rng.randn(N, T, H)  # loss = sum(R * hs) of the top layer
+
+        layers = [TimeLSTM(Wx.copy(), Wh.copy(), b.copy(), stateful=True) for Wx, Wh, b in weights]
+        out = xs
+        for l, layer in enumerate(layers):
+            layer.set_state(h0[l].copy(), c0[l].copy())
+            out = layer.forward(out)
+        hs = out
+        dout = R
+        for layer in reversed(layers):
+            dout = layer.backward(dout)
+        dxs = dout
+
+        lstm = torch.nn.LSTM(D, H, num_layers=L, batch_first=True).double()
+        with torch.no_grad():
+            for l, (Wx, Wh, b) in enumerate(weights):
+                getattr(lstm, "weight_ih_l%d" % l).copy_(torch.from_numpy(Wx.T))
+                getattr(lstm, "weight_hh_l%d" % l).copy_(torch.from_numpy(Wh.T))
+                getattr(lstm, "bias_ih_l%d" % l).copy_(torch.from_numpy(b))
+                getattr(lstm, "bias_hh_l%d" % l).zero_()
+        txs = torch.from_numpy(xs).requires_grad_(True)
+        ths, (thn, tcn) = lstm(txs, (torch.from_numpy(h0), torch.from_numpy(c0)))
+        (ths * torch.from_numpy(R)).sum().backward()
+
+        def close(a, b, what):
+            np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=what)
+
+        close(hs, ths, "outputs")
+        for l, layer in enumerate(layers):
+            close(layer.h, thn[l], "h_n[%d]" % l)
+            close(layer.c, tcn[l], "c_n[%d]" % l)
+            dWx, dWh, db = layer.grads
+            close(dWx.T, getattr(lstm, "weight_ih_l%d" % l).grad, "dWx[%d]" % l)
+            close(dWh.T, getattr(lstm, "weight_hh_l%d" % l).grad, "dWh[%d]" % l)
+            close(db, getattr(lstm, "bias_ih_l%d" % l).grad, "db[%d]" % l)
+            close(db, getattr(lstm, "bias_hh_l%d" % l).grad, "db[%d] (bias_hh)" % l)
+        close(dxs, txs.grad, "dxs")
 
 
 class ClipAndSGD(unittest.TestCase):
@@ -122,6 +207,24 @@ class Float32AndTraining(unittest.TestCase):
         self.assertEqual(model.rnn_layer.h.dtype, np.float32)
         self.assertEqual(model.layers[0].forward(xs).dtype, np.float32)
 
+    def test_lstm_float32_everywhere(self):
+        V, D, H, N, T = 11, 6, 8, 3, 4
+        model = LstmRnnlm(V, D, H, layers=2, seed=0)
+        rng = np.random.RandomState(0)
+        xs = rng.randint(0, V, size=(N, T))
+        ts = rng.randint(0, V, size=(N, T))
+        for _ in range(2):  # second step uses the carried states
+            model.forward(xs, ts)
+            model.backward()
+            clip_grads(model.grads, 0.25)
+            SGD(0.1).update(model.params, model.grads)
+        for p, g in zip(model.params, model.grads):
+            self.assertEqual(p.dtype, np.float32)
+            self.assertEqual(g.dtype, np.float32)
+        for layer in model.lstm_layers:
+            self.assertEqual(layer.h.dtype, np.float32)
+            self.assertEqual(layer.c.dtype, np.float32)
+
     def test_loss_decreases_on_repeating_sequence(self):
         V, D, H, N, T = 5, 8, 8, 2, 4
         model = tiny_model(V, D, H, seed=3)
@@ -148,20 +251,30 @@ class Float32AndTraining(unittest.TestCase):
                         "loss did not decrease: first %.4f last %.4f (%s)" % (first, last, losses))
 
 
-def run_peer(script, *extra):
-    cmd = [sys.executable, os.path.join(HERE, script), "--config", "BOOK",
-           "--steps", "2", "--warmup", "1", "--json"] + list(extra)
+# config -> (V, D, H, N, T, cell, layers, timed steps, warm-up steps) of the peer runs checked below
+PEER_RUNS = {
+    "BOOK": (10000, 100, 100, 10, 5, "rnn", 1, 2, 1),
+    "L200": (10000, 200, 200, 20, 20, "lstm", 2, 1, 0),
+}
+
+
+def run_peer(script, config="BOOK"):
+    steps, warmup = PEER_RUNS[config][7:]
+    cmd = [sys.executable, os.path.join(HERE, script), "--config", config,
+           "--steps", str(steps), "--warmup", str(warmup), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return proc
 
 
-def check_result(test, obj, impl):
+def check_result(test, obj, impl, config="BOOK"):
+    V, D, H, N, T, cell, layers, steps, _ = PEER_RUNS[config]
     missing = REQUIRED_KEYS - set(obj)
     test.assertFalse(missing, "missing keys: %s" % sorted(missing))
     test.assertEqual(obj["impl"], impl)
-    test.assertEqual(obj["config"], "BOOK")
-    test.assertEqual((obj["V"], obj["D"], obj["H"], obj["N"], obj["T"]), (10000, 100, 100, 10, 5))
-    test.assertEqual(obj["steps"], 2)
+    test.assertEqual(obj["config"], config)
+    test.assertEqual((obj["V"], obj["D"], obj["H"], obj["N"], obj["T"]), (V, D, H, N, T))
+    test.assertEqual((obj["cell"], obj["layers"]), (cell, layers))
+    test.assertEqual(obj["steps"], steps)
     for key in ("train_step_ms", "forward_ms"):
         test.assertEqual(set(obj[key]), {"median", "min"})
         test.assertGreater(obj[key]["median"], 0)
@@ -169,7 +282,7 @@ def check_result(test, obj, impl):
     for key in ("train_tokens_per_s", "forward_tokens_per_s"):
         test.assertGreater(obj[key], 0)
     test.assertAlmostEqual(obj["train_tokens_per_s"],
-                           50 / (obj["train_step_ms"]["median"] / 1e3), delta=1e-6 * obj["train_tokens_per_s"])
+                           N * T / (obj["train_step_ms"]["median"] / 1e3), delta=1e-6 * obj["train_tokens_per_s"])
     test.assertIsInstance(obj["blas"], str)
     test.assertIsInstance(obj["env"], dict)
     test.assertIn("OPENBLAS_CORETYPE", obj["env"])
@@ -179,17 +292,17 @@ def check_result(test, obj, impl):
 
 
 class PeerScripts(unittest.TestCase):
-    def test_numpy_peer_json(self):
-        proc = run_peer("numpy_rnnlm.py")
+    def check_numpy_peer(self, config):
+        proc = run_peer("numpy_rnnlm.py", config)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         obj = json.loads(proc.stdout)  # the whole stdout is exactly one JSON object
         self.assertIsInstance(obj, dict)
-        check_result(self, obj, "numpy-textbook")
+        check_result(self, obj, "numpy-textbook", config)
         self.assertEqual(obj["numpy"], np.__version__)
         self.assertEqual(obj.get("dtype"), "float32")
 
-    def test_torch_peer_json_or_skipped(self):
-        proc = run_peer("torch_rnnlm.py")
+    def check_torch_peer(self, config):
+        proc = run_peer("torch_rnnlm.py", config)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         obj = json.loads(proc.stdout)
         self.assertIsInstance(obj, dict)
@@ -199,8 +312,20 @@ class PeerScripts(unittest.TestCase):
             self.assertIn("pip install torch", obj["skipped"])
             print("\n  (torch peer skipped: %s)" % obj["skipped"], file=sys.stderr)
         else:
-            check_result(self, obj, "pytorch")
+            check_result(self, obj, "pytorch", config)
             self.assertIn("torch", obj)
+
+    def test_numpy_peer_json(self):
+        self.check_numpy_peer("BOOK")
+
+    def test_torch_peer_json_or_skipped(self):
+        self.check_torch_peer("BOOK")
+
+    def test_numpy_peer_lstm_json(self):
+        self.check_numpy_peer("L200")
+
+    def test_torch_peer_lstm_json_or_skipped(self):
+        self.check_torch_peer("L200")
 
 
 if __name__ == "__main__":

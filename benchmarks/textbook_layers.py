@@ -1,8 +1,9 @@
 """Textbook-style numpy layers for a simple RNN language model.
 
 These follow the well-known semantics of the layers in "Deep Learning from
-Scratch 2" (Embedding / TimeEmbedding, RNN / TimeRNN, TimeAffine,
-TimeSoftmaxWithLoss, SimpleRnnlm, SGD, clip_grads).  They were written for
+Scratch 2" (Embedding / TimeEmbedding, RNN / TimeRNN, LSTM / TimeLSTM,
+TimeAffine, TimeSoftmaxWithLoss, SimpleRnnlm, a stacked LSTM language model,
+SGD, clip_grads).  They were written for
 RNNCore's benchmark suite from those semantics; they are intentionally *not*
 optimised: like the textbook they create one layer object per time step,
 allocate per-step gradient buffers, scatter embedding gradients with
@@ -76,6 +77,77 @@ class RNN:
         self.grads[1][...] = dWh
         self.grads[2][...] = db
         return dx, dh_prev
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+class LSTM:
+    """One LSTM step with the four gates in one fused affine, gate order i, f, g, o
+    (PyTorch's and RNNCore's; the textbook uses f, g, i, o):
+
+        A = x @ Wx + h_prev @ Wh + b          Wx (D, 4H), Wh (H, 4H), b (4H)
+        i, f, o = sigmoid(A_i, A_f, A_o); g = tanh(A_g)
+        c_next = f * c_prev + i * g;  h_next = o * tanh(c_next)
+    """
+
+    def __init__(self, Wx, Wh, b):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.cache = None
+
+    def forward(self, x, h_prev, c_prev):
+        Wx, Wh, b = self.params
+        N, H = h_prev.shape
+
+        A = np.dot(x, Wx) + np.dot(h_prev, Wh) + b
+
+        i = sigmoid(A[:, :H])
+        f = sigmoid(A[:, H:2 * H])
+        g = np.tanh(A[:, 2 * H:3 * H])
+        o = sigmoid(A[:, 3 * H:])
+
+        c_next = f * c_prev + g * i
+        h_next = o * np.tanh(c_next)
+
+        self.cache = (x, h_prev, c_prev, i, f, g, o, c_next)
+        return h_next, c_next
+
+    def backward(self, dh_next, dc_next):
+        Wx, Wh, b = self.params
+        x, h_prev, c_prev, i, f, g, o, c_next = self.cache
+
+        tanh_c_next = np.tanh(c_next)
+
+        ds = dc_next + (dh_next * o) * (1 - tanh_c_next ** 2)
+
+        dc_prev = ds * f
+
+        di = ds * g
+        df = ds * c_prev
+        do = dh_next * tanh_c_next
+        dg = ds * i
+
+        di *= i * (1 - i)
+        df *= f * (1 - f)
+        do *= o * (1 - o)
+        dg *= (1 - g ** 2)
+
+        dA = np.hstack((di, df, dg, do))
+
+        dWh = np.dot(h_prev.T, dA)
+        dWx = np.dot(x.T, dA)
+        db = dA.sum(axis=0)
+
+        self.grads[0][...] = dWx
+        self.grads[1][...] = dWh
+        self.grads[2][...] = db
+
+        dx = np.dot(dA, Wx.T)
+        dh_prev = np.dot(dA, Wh.T)
+
+        return dx, dh_prev, dc_prev
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +242,66 @@ class TimeRNN:
 
         for i, g in enumerate(grads):
             self.grads[i][...] = g
+        self.dh = dh
+        return dxs
+
+
+class TimeLSTM:
+    """T LSTM steps sharing (Wx, Wh, b); stateful=True carries both h and c
+    over to the next forward call (truncated BPTT, as TimeRNN)."""
+
+    def __init__(self, Wx, Wh, b, stateful=False):
+        self.params = [Wx, Wh, b]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.layers = None
+        self.h, self.c = None, None
+        self.dh = None
+        self.stateful = stateful
+
+    def set_state(self, h, c=None):
+        self.h, self.c = h, c
+
+    def reset_state(self):
+        self.h, self.c = None, None
+
+    def forward(self, xs):
+        Wx, Wh, b = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+
+        self.layers = []
+        hs = np.empty((N, T, H), dtype=Wx.dtype)
+
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=Wx.dtype)
+        if not self.stateful or self.c is None:
+            self.c = np.zeros((N, H), dtype=Wx.dtype)
+
+        for t in range(T):
+            layer = LSTM(*self.params)
+            self.h, self.c = layer.forward(xs[:, t, :], self.h, self.c)
+            hs[:, t, :] = self.h
+            self.layers.append(layer)
+        return hs
+
+    def backward(self, dhs):
+        Wx, Wh, b = self.params
+        N, T, H = dhs.shape
+        D = Wx.shape[0]
+
+        dxs = np.empty((N, T, D), dtype=dhs.dtype)
+        dh, dc = 0, 0
+
+        grads = [0, 0, 0]
+        for t in reversed(range(T)):
+            layer = self.layers[t]
+            dx, dh, dc = layer.backward(dhs[:, t, :] + dh, dc)
+            dxs[:, t, :] = dx
+            for i, grad in enumerate(layer.grads):
+                grads[i] += grad
+
+        for i, grad in enumerate(grads):
+            self.grads[i][...] = grad
         self.dh = dh
         return dxs
 
@@ -270,7 +402,42 @@ class TimeSoftmaxWithLoss:
 # model, optimiser, clipping
 # ---------------------------------------------------------------------------
 
-class SimpleRnnlm:
+class TimeLayerLm:
+    """What SimpleRnnlm and LstmRnnlm share: ``self.layers`` (time layers, input
+    side first) feeding ``self.loss_layer``; flat ``params`` / ``grads`` lists;
+    subclasses define ``reset_state``."""
+
+    def _collect(self):
+        self.params, self.grads = [], []
+        for layer in self.layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def astype(self, dtype):
+        """Cast every parameter (and gradient buffer) to ``dtype`` in place of
+        the originals and reset the recurrent state.  Used by the float64
+        gradient check."""
+        for layer in self.layers:
+            layer.params[:] = [p.astype(dtype) for p in layer.params]
+            layer.grads[:] = [g.astype(dtype) for g in layer.grads]
+        self._collect()
+        self.reset_state()
+        return self
+
+    def forward(self, xs, ts):
+        for layer in self.layers:
+            xs = layer.forward(xs)
+        loss = self.loss_layer.forward(xs, ts)
+        return loss
+
+    def backward(self, dout=1):
+        dout = self.loss_layer.backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+
+class SimpleRnnlm(TimeLayerLm):
     """TimeEmbedding -> TimeRNN(stateful) -> TimeAffine -> TimeSoftmaxWithLoss.
 
     Textbook initialisation (float32):
@@ -302,37 +469,42 @@ class SimpleRnnlm:
         self.rnn_layer = self.layers[1]
         self._collect()
 
-    def _collect(self):
-        self.params, self.grads = [], []
-        for layer in self.layers:
-            self.params += layer.params
-            self.grads += layer.grads
-
-    def astype(self, dtype):
-        """Cast every parameter (and gradient buffer) to ``dtype`` in place of
-        the originals and reset the recurrent state.  Used by the float64
-        gradient check."""
-        for layer in self.layers:
-            layer.params[:] = [p.astype(dtype) for p in layer.params]
-            layer.grads[:] = [g.astype(dtype) for g in layer.grads]
-        self._collect()
-        self.reset_state()
-        return self
-
-    def forward(self, xs, ts):
-        for layer in self.layers:
-            xs = layer.forward(xs)
-        loss = self.loss_layer.forward(xs, ts)
-        return loss
-
-    def backward(self, dout=1):
-        dout = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
     def reset_state(self):
         self.rnn_layer.reset_state()
+
+
+class LstmRnnlm(TimeLayerLm):
+    """TimeEmbedding -> L x TimeLSTM(stateful) -> TimeAffine -> TimeSoftmaxWithLoss.
+
+    The textbook's Rnnlm with its LSTM layers stacked (its BetterRnnlm without
+    dropout and weight tying).  Textbook initialisation (float32):
+      embed W  ~ randn(V, D) / 100
+      lstm Wx  ~ randn(D_l, 4H) / sqrt(D_l)   (D_0 = D, D_l = H above)
+      lstm Wh  ~ randn(H, 4H) / sqrt(H)
+      lstm b   = 0
+      affine W ~ randn(H, V) / sqrt(H)
+      affine b = 0
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, layers=2, seed=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.RandomState(seed).randn if seed is not None else np.random.randn
+
+        self.layers = [TimeEmbedding((rn(V, D) / 100).astype('f'))]
+        for l in range(layers):
+            D_l = D if l == 0 else H
+            lstm_Wx = (rn(D_l, 4 * H) / np.sqrt(D_l)).astype('f')
+            lstm_Wh = (rn(H, 4 * H) / np.sqrt(H)).astype('f')
+            lstm_b = np.zeros(4 * H).astype('f')
+            self.layers.append(TimeLSTM(lstm_Wx, lstm_Wh, lstm_b, stateful=True))
+        self.layers.append(TimeAffine((rn(H, V) / np.sqrt(H)).astype('f'), np.zeros(V).astype('f')))
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.lstm_layers = self.layers[1:-1]
+        self._collect()
+
+    def reset_state(self):
+        for layer in self.lstm_layers:
+            layer.reset_state()
 
 
 class SGD:

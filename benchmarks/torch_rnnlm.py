@@ -2,17 +2,21 @@
 """PyTorch (CPU) peer for `rnncore bench` -- optional.
 
 Same model, data, command line and JSON as numpy_rnnlm.py, built from
-nn.Embedding -> nn.RNN(tanh, one layer, batch_first=True) -> nn.Linear and
-F.cross_entropy (mean over N*T), float32 on the CPU.  The hidden state is
-carried from window to window and detached (truncated BPTT).
+nn.Embedding -> nn.RNN(tanh, one layer, batch_first=True) -- or, for the LSTM
+configurations, nn.LSTM(num_layers=L, batch_first=True) -- -> nn.Linear and
+F.cross_entropy (mean over N*T), float32 on the CPU.  The hidden state (the
+(h, c) pair for the LSTM) is carried from window to window and detached
+(truncated BPTT).
 
 Timed per step with time.perf_counter:
   * training step: zero_grad, forward + loss, backward,
     torch.nn.utils.clip_grad_norm_(0.25), torch.optim.SGD(lr=0.1).step();
   * forward-only step: forward + loss under torch.no_grad().
 
-Parameters get the textbook initialisation (see textbook_layers.SimpleRnnlm)
-so that losses are comparable; nn.RNN's second bias (bias_hh) is zeroed.
+Parameters get the textbook initialisation (see textbook_layers.SimpleRnnlm
+and LstmRnnlm, RNNCore's too) so that losses are comparable: every weight
+N(0, 1/fan_in), the embedding N(0, 0.01^2), biases zero -- including the
+second bias (bias_hh) that nn.RNN / nn.LSTM add to bias_ih.
 
 If torch cannot be imported the script reports "skipped" and exits 0.
 Install the CPU build with:
@@ -54,34 +58,47 @@ def torch_blas_info(torch):
     return "; ".join(parts) if parts else "unknown"
 
 
-def build_model(torch, V, D, H, seed):
+def build_model(torch, config, seed):
     nn = torch.nn
+    V, D, H, L = config.V, config.D, config.H, config.layers
+    lstm = config.cell == "lstm"
 
     class RnnLM(nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = nn.Embedding(V, D)
-            self.rnn = nn.RNN(D, H, num_layers=1, nonlinearity="tanh", batch_first=True)
+            if lstm:
+                self.rnn = nn.LSTM(D, H, num_layers=L, batch_first=True)
+            else:
+                self.rnn = nn.RNN(D, H, num_layers=L, nonlinearity="tanh", batch_first=True)
             self.affine = nn.Linear(H, V)
 
-        def forward(self, xs, h):
+        def forward(self, xs, state):
             e = self.embed(xs)               # (N, T, D)
-            hs, h_n = self.rnn(e, h)         # (N, T, H), (1, N, H)
-            return self.affine(hs), h_n      # (N, T, V)
+            hs, state = self.rnn(e, state)   # (N, T, H); h_n (L, N, H), or the pair (h_n, c_n) for the LSTM
+            return self.affine(hs), state    # (N, T, V)
 
     torch.manual_seed(seed)
     model = RnnLM()
-    # textbook initialisation (torch stores W_ih as (H, D), Linear.weight as (V, H))
+    # textbook initialisation (torch stores W_ih as (G, D_l), Linear.weight as (V, H); G = 4H for the LSTM)
+    G = 4 * H if lstm else H
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.embed.weight.copy_(torch.randn(V, D, generator=g) / 100)
-        model.rnn.weight_ih_l0.copy_(torch.randn(H, D, generator=g) / math.sqrt(D))
-        model.rnn.weight_hh_l0.copy_(torch.randn(H, H, generator=g) / math.sqrt(H))
-        model.rnn.bias_ih_l0.zero_()
-        model.rnn.bias_hh_l0.zero_()
+        for l in range(L):
+            D_l = D if l == 0 else H
+            getattr(model.rnn, "weight_ih_l%d" % l).copy_(torch.randn(G, D_l, generator=g) / math.sqrt(D_l))
+            getattr(model.rnn, "weight_hh_l%d" % l).copy_(torch.randn(G, H, generator=g) / math.sqrt(H))
+            getattr(model.rnn, "bias_ih_l%d" % l).zero_()
+            getattr(model.rnn, "bias_hh_l%d" % l).zero_()
         model.affine.weight.copy_(torch.randn(V, H, generator=g) / math.sqrt(H))
         model.affine.bias.zero_()
     return model.float()
+
+
+def detach(state):
+    """The carried state cut off from the graph: a tensor, or the LSTM's (h, c) pair."""
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 class Batches:
@@ -109,15 +126,17 @@ def run(torch, args):
     import torch.nn.functional as F
 
     name = args.config
-    V, D, H, N, T = pc.CONFIGS[name]
+    config = pc.CONFIGS[name]
+    V, H, N, T = config.V, config.H, config.N, config.T
 
-    model = build_model(torch, V, D, H, args.seed)
+    model = build_model(torch, config, args.seed)
     model.train()
     params = list(model.parameters())
     optimizer = torch.optim.SGD(params, lr=pc.LEARNING_RATE)
     batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
 
-    state = {"h": torch.zeros(1, N, H, dtype=torch.float32), "loss": float("nan")}
+    h0 = torch.zeros(config.layers, N, H, dtype=torch.float32)
+    state = {"h": (h0, h0.clone()) if config.cell == "lstm" else h0, "loss": float("nan")}
 
     def train_step(xs, ts):
         optimizer.zero_grad(set_to_none=True)
@@ -126,7 +145,7 @@ def run(torch, args):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, pc.CLIP_NORM)
         optimizer.step()
-        state["h"] = h_n.detach()
+        state["h"] = detach(h_n)
         state["loss"] = loss.item()
 
     def forward_step(xs, ts):
@@ -144,7 +163,7 @@ def run(torch, args):
     except Exception:
         np_version = None
 
-    return pc.result("pytorch", name, (V, D, H, N, T), train_s, fwd_s, args,
+    return pc.result("pytorch", name, config, train_s, fwd_s, args,
                      dtype=str(next(model.parameters()).dtype).replace("torch.", ""), last_loss=state["loss"],
                      torch=torch.__version__, threads=torch.get_num_threads(), numpy=np_version,
                      blas=torch_blas_info(torch))
