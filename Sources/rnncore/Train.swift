@@ -34,6 +34,12 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping.")
     var skipNonFinite = false
     @Flag(help: "Print one JSON object with the final metrics on standard output.") var json = false
+    @Option(help: "Where training checkpoints (weights, optimizer, data position, random state: all a resumed run needs) go; default: next to --out as NAME.resume.safetensors, else rnncore-interrupted.safetensors.")
+    var checkpoint: String?
+    @Option(name: .customLong("checkpoint-every"), help: "Save a training checkpoint every N batches and at the end of every epoch (default 0: only on Ctrl-C).")
+    var checkpointEvery: Int?
+    @Option(help: "Continue the run saved in this training checkpoint (by --checkpoint-every or Ctrl-C); it ends bit for bit as if never stopped. Settings come from the checkpoint; --train/--valid/--test/--out/--plot/--checkpoint may be given again.")
+    var resume: String?
 
     enum OptimizerKind: String, ExpressibleByArgument { case sgd, adam }
 
@@ -47,9 +53,11 @@ struct Train: ParsableCommand {
         if !(lrDecay >= 1) { throw ValidationError("--lr-decay must be at least 1") }
         if !(clip >= 0) { throw ValidationError("--clip must be 0 or positive") }
         if train == nil, valid != nil || test != nil { throw ValidationError("--valid and --test need --train") }
+        try validateCheckpointOptions()
     }
 
-    func run() throws {
+    /// Trains (``run()`` resolves --resume first).
+    func execute(resuming resumed: ResumePoint?) throws {
         let wallStart = Date()
         let data = try loadData()
         let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
@@ -74,11 +82,13 @@ struct Train: ParsableCommand {
             + "\(model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
             + "N=\(batch) T=\(bptt), \(options.epochs) epochs, seed \(seed)")
 
-        let trainer = Trainer(model: model, optimizer: opt, options: options)
+        let trainer = try resumed.map { try Trainer(resumingFrom: $0.checkpoint) }
+            ?? Trainer(model: model, optimizer: opt, options: options)
+        if let resumed { log("resumed from \(resumed.path): epoch \(trainer.epoch), after batch \(trainer.batch)") }
         var display = ProgressDisplay()
         log("")
         log("epoch  train ppl  valid ppl        lr   tokens/s    time")
-        let reports = try trainer.train(on: data.splits.train.ids, validation: data.splits.valid.count >= 2 ? data.splits.valid.ids : nil) { event in
+        let reports = try runTraining(trainer, data: data, resumed: resumed, log: log) { event in
             switch event {
             case let .progress(p):
                 display.show(
@@ -97,7 +107,7 @@ struct Train: ParsableCommand {
             }
         }
 
-        let testPerplexity = data.splits.test.count >= 2 ? try model.perplexity(on: data.splits.test.ids) : nil
+        let testPerplexity = data.splits.test.count >= 2 ? try trainer.model.perplexity(on: data.splits.test.ids) : nil
         let best = reports.compactMap(\.validPerplexity).min()
         log("")
         if let best { log(String(format: "best valid perplexity: %.2f", best)) }
@@ -107,7 +117,7 @@ struct Train: ParsableCommand {
                        truth, (testPerplexity / truth - 1) * 100))
         }
         if let out {
-            try model.save(to: URL(fileURLWithPath: out), vocabulary: data.splits.vocabulary)
+            try trainer.model.save(to: URL(fileURLWithPath: out), vocabulary: data.splits.vocabulary)
             log("model written to \(out)")
         }
         if let plot {
@@ -124,7 +134,7 @@ struct Train: ParsableCommand {
                 "train_perplexity": reports.last?.trainPerplexity ?? .nan,
                 "tokens_per_second": trainTokens / max(trainSeconds, 1e-9),
                 "wall_seconds": seconds,
-                "parameters": model.parameters.scalarCount,
+                "parameters": trainer.model.parameters.scalarCount,
                 "epochs": reports.count,
                 "skipped_updates": reports.reduce(0) { $0 + $1.skippedUpdates },
                 "vocabulary_size": config.vocabularySize,

@@ -1,0 +1,230 @@
+// `rnncore train`'s training checkpoints: saving every N batches, saving on Ctrl-C, and --resume.
+
+import ArgumentParser
+import Foundation
+import RNNCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Train {
+    /// The options a resumed run may be given; everything else comes from the training checkpoint.
+    static let optionsAllowedWhenResuming: Set<String> = [
+        "--resume", "--train", "--valid", "--test", "--out", "--plot", "--checkpoint", "--checkpoint-every", "--json",
+    ]
+
+    /// The `__metadata__` key under which the tool keeps its command line in a training checkpoint.
+    static let commandMetadataKey = "rnncore_train_command"
+
+    func run() throws {
+        guard let resume else { return try execute(resuming: nil) }
+        let url = URL(fileURLWithPath: resume)
+        let saved = try TrainingCheckpoint.load(from: url)
+        guard let text = saved.metadata[Self.commandMetadataKey],
+              let record = try? JSONDecoder().decode(TrainCommandRecord.self, from: Data(text.utf8)) else {
+            throw ValidationError("\(resume) was not written by rnncore train (its \(Self.commandMetadataKey) metadata is missing); resume it with the Swift API (Trainer(resumingFrom:))")
+        }
+        let environment = TrainCommandRecord.currentEnvironment
+        if let saved = record.environment, saved != environment {
+            writeError("warning: \(resume) was saved with \(saved.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")), "
+                       + "this run has \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): "
+                       + "it continues, but not bit for bit as the original run would have\n")
+        }
+        // The original command line gives every model and training setting; this one may move the files.
+        var command: Train
+        do {
+            command = try Train.parse(record.arguments)
+        } catch {
+            throw ValidationError("cannot read the command line stored in \(resume) (\(record.arguments.joined(separator: " "))): \(Train.message(for: error))")
+        }
+        command.train = train ?? record.paths["train"]
+        command.valid = valid ?? record.paths["valid"]
+        command.test = test ?? record.paths["test"]
+        command.out = out ?? record.paths["out"]
+        command.plot = plot ?? record.paths["plot"]
+        command.checkpoint = checkpoint ?? resume  // the run goes on in the file it came from
+        command.checkpointEvery = checkpointEvery ?? command.checkpointEvery
+        command.json = json
+        command.resume = resume
+        try command.validate()
+        try command.execute(resuming: ResumePoint(checkpoint: saved, path: resume, arguments: record.arguments))
+    }
+
+    /// Checks the checkpoint options (called from `validate()`).
+    func validateCheckpointOptions() throws {
+        if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or positive") }
+        if let out, absolutePath(checkpointPath) == absolutePath(out) {
+            throw ValidationError("--checkpoint and --out name the same file, \(out): the training state would overwrite the model")
+        }
+        if resume != nil {
+            let given = CommandLine.arguments.dropFirst().compactMap { argument -> String? in
+                guard argument.hasPrefix("--") else { return nil }
+                return String(argument.split(separator: "=", maxSplits: 1)[0])
+            }
+            if let option = given.first(where: { !Self.optionsAllowedWhenResuming.contains($0) }) {
+                throw ValidationError("\(option) cannot be given with --resume: the model, optimizer and training settings come from the training checkpoint (only \(Self.optionsAllowedWhenResuming.sorted().joined(separator: ", ")) may)")
+            }
+        }
+    }
+
+    /// Where training checkpoints go: --checkpoint, else next to --out (`m.safetensors` → `m.resume.safetensors`),
+    /// else `rnncore-interrupted.safetensors` in the current directory.
+    var checkpointPath: String {
+        if let checkpoint { return checkpoint }
+        if let out {
+            let stem = out.hasSuffix(".safetensors") ? String(out.dropLast(".safetensors".count)) : out
+            return stem + ".resume.safetensors"
+        }
+        return "rnncore-interrupted.safetensors"
+    }
+
+    /// Trains to the end, saving a training checkpoint every `--checkpoint-every` batches and at the end of every
+    /// epoch (with `--checkpoint-every`), and on Ctrl-C, after which it exits with status 130. A NaN or infinite
+    /// loss stops with an error that names the last checkpoint, which is never overwritten by a diverged state.
+    func runTraining(_ trainer: Trainer, data: TrainingData, resumed: ResumePoint?, log: (String) -> Void,
+                     progress: (TrainingEvent) -> Void) throws -> [EpochReport] {
+        let train = data.splits.train.ids
+        let valid = data.splits.valid.count >= 2 ? data.splits.valid.ids : nil
+        if let resumed {
+            try resumed.checkpoint.verify(trainingData: train, validationData: valid)
+            guard data.splits.vocabulary == resumed.checkpoint.vocabulary else {
+                throw ValidationError("the vocabulary of \(data.description) is not the one of the run in \(resumed.path): give the original --train text")
+            }
+            for report in trainer.reports { progress(.epochEnded(report)) }
+        }
+        let url = URL(fileURLWithPath: checkpointPath)
+        let every = checkpointEvery ?? 0
+        let metadata = [Self.commandMetadataKey: try commandRecord(arguments: resumed?.arguments).json()]
+        var lastSaved = resumed.map { (path: $0.path, epoch: $0.checkpoint.epoch, batch: $0.checkpoint.batch) }
+        let interruption = Interruption()
+        defer { interruption.stop() }
+        while true {
+            do {
+                try trainer.train(on: train, validation: valid, progress: progress) {
+                    interruption.isRequested || (every > 0 && (trainer.batch == 0 || trainer.step % every == 0))
+                }
+            } catch {
+                throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
+            }
+            if trainer.isFinished { return trainer.reports }
+            do {
+                try trainer.saveTrainingState(to: url, vocabulary: data.splits.vocabulary, metadata: metadata)
+            } catch {
+                throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
+            }
+            lastSaved = (checkpointPath, trainer.epoch, trainer.batch)
+            if interruption.isRequested {
+                if isatty(STDERR_FILENO) != 0 { writeError("\r\u{1B}[2K") }  // end the live progress line
+                log("interrupted in epoch \(trainer.epoch), after batch \(trainer.batch): training state saved to \(checkpointPath)")
+                log("resume with: rnncore train --resume \(checkpointPath)")
+                throw ExitCode(130)
+            }
+        }
+    }
+
+    /// What a training checkpoint keeps of this command: its arguments (the original ones when resumed) and its
+    /// file paths made absolute, so that --resume works from any directory.
+    private func commandRecord(arguments: [String]?) throws -> TrainCommandRecord {
+        var original = arguments ?? Array(CommandLine.arguments.dropFirst())
+        if arguments == nil, original.first == "train" { original.removeFirst() }
+        var paths: [String: String] = [:]
+        for (key, value) in [("train", train), ("valid", valid), ("test", test), ("out", out), ("plot", plot)] {
+            if let value { paths[key] = absolutePath(value) }
+        }
+        return TrainCommandRecord(arguments: original, paths: paths, environment: TrainCommandRecord.currentEnvironment)
+    }
+}
+
+/// A run to continue: its checkpoint, the file it came from and the original command line.
+struct ResumePoint {
+    var checkpoint: TrainingCheckpoint
+    var path: String
+    var arguments: [String]
+}
+
+/// The command line of a run, as kept in its training checkpoints.
+struct TrainCommandRecord: Codable {
+    /// The arguments after `train`, as first given.
+    var arguments: [String]
+    /// The absolute paths of the files the run reads and writes: train, valid, test, out, plot.
+    var paths: [String: String]
+    /// What else decides the bits of the results: the OpenBLAS thread count and the number of processors (its
+    /// default thread count).
+    var environment: [String: String]?
+
+    static var currentEnvironment: [String: String] {
+        ["OPENBLAS_NUM_THREADS": ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "unset",
+         "processors": String(ProcessInfo.processInfo.activeProcessorCount)]
+    }
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// Training stopped by an error; says which training checkpoint survives.
+struct TrainingStopped: Error, CustomStringConvertible {
+    var error: any Error
+    var lastCheckpoint: (path: String, epoch: Int, batch: Int)?
+
+    var description: String {
+        guard let last = lastCheckpoint else { return "\(error)" }
+        let kept = ". The last training checkpoint, \(last.path) (epoch \(last.epoch), after batch \(last.batch)), was kept"
+        if case .invalidState(let message)? = error as? RNNCoreError, message.contains("non-finite") {
+            // Resuming repeats the same computation bit for bit, divergence included.
+            return "\(error)" + kept + "; resuming it would diverge again the same way"
+        }
+        return "\(error)" + kept + ": continue with rnncore train --resume \(last.path)"
+    }
+}
+
+/// Ctrl-C while training: the first asks the training loop to stop at the next batch boundary (the loop polls
+/// ``isRequested``); a second one quits at once.
+///
+/// SIGINT is delivered through a Dispatch signal source, so nothing runs inside a signal handler: the source's
+/// handler is ordinary code on a Dispatch queue.
+final class Interruption: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)  // the source sees the signal; the default action (termination) must not
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "rnncore.interrupt"))
+        source.setEventHandler { [unowned self] in
+            lock.lock()
+            count += 1
+            let first = count == 1
+            lock.unlock()
+            if first {
+                writeError("\ninterrupted: stopping after this batch to save a training checkpoint (Ctrl-C again to quit without saving)\n")
+            } else {
+                signal(SIGINT, SIG_DFL)
+                kill(getpid(), SIGINT)
+            }
+        }
+        source.resume()
+    }
+
+    /// Whether Ctrl-C was pressed.
+    var isRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return count > 0
+    }
+
+    /// Gives SIGINT its default action back.
+    func stop() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+}
+
+/// `path` made absolute against the current directory.
+func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
+}
