@@ -48,13 +48,15 @@ extension RNNLanguageModel {
 
     /// Builds a model from the parsed contents of a checkpoint, with the same validation as ``load(from:)-swift.type.method``.
     ///
-    /// A training checkpoint (``TrainingCheckpoint``) is accepted too: it gives the model as it was at the batch the
-    /// checkpoint was written.
+    /// A training checkpoint (``TrainingCheckpoint``) is accepted too: it gives the model's weights as they were at
+    /// the batch the checkpoint was written (without the hidden state carried in training).
     public static func load(from file: SafeTensorsFile) throws(CheckpointError) -> (model: RNNLanguageModel, vocabulary: Vocabulary) {
         let meta = file.metadata
         if meta["format"] == TrainingCheckpoint.format {
             let checkpoint = try TrainingCheckpoint(file: file)
-            return (try checkpoint.makeModel(), checkpoint.vocabulary)
+            let model = try checkpoint.makeModel()
+            model.resetState()  // like a model checkpoint: no state carried from the training stream
+            return (model, checkpoint.vocabulary)
         }
         guard meta["format"] == checkpointFormat else {
             throw .invalidMetadata(reason: "not an RNNCore language model (format is \(meta["format"].map { "\"\($0)\"" } ?? "missing"), expected \"\(checkpointFormat)\")")

@@ -240,7 +240,7 @@ struct TrainingResumeTests {
         #expect(try scratch.entries() == ["run.safetensors"])
     }
 
-    @Test("Trained-model loading and generation accept a training checkpoint: it holds the model of its batch")
+    @Test("Model loading (eval, generate) accepts a training checkpoint: the weights of its batch, no carried state")
     func modelLoaderReadsTrainingCheckpoints() throws {
         let scratch = try ModelIOScratchDirectory()
         let setup = ResumeFixture.Setup(name: "", stops: [])
@@ -253,5 +253,7 @@ struct TrainingResumeTests {
         for (a, b) in zip(model.parameters, trainer.model.parameters) {
             #expect(ModelIOFixture.bitwiseEqual(a.value, b.value), "\(a.name)")
         }
+        #expect(model.carriedState.isEmpty, "a loaded model starts from a zero state, as after a model checkpoint")
+        #expect(!trainer.model.carriedState.isEmpty)
     }
 }
