@@ -16,8 +16,17 @@ struct Train: ParsableCommand {
     @Option(help: "Test text, evaluated once at the end.") var test: String?
     @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.") var level: Vocabulary.Level = .word
     @Option(help: "Embedding size D.") var embed: Int = 100
+    @Option(help: "Token inputs: embedding (trained table of size --embed) or one-hot (size V; small vocabularies such as --level char).")
+    var input: InputEncoding = .embedding
     @Option(help: "Hidden size H.") var hidden: Int = 100
-    @Option(help: "Number of stacked RNN layers.") var layers: Int = 1
+    @Option(help: "Recurrent cell: rnn (tanh) or lstm.") var cell: CellKind = .rnn
+    @Option(help: "Number of stacked recurrent layers.") var layers: Int = 1
+    @Option(help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
+    var dropout: Float = 0
+    @Option(name: .customLong("bptt-truncation"), help: "Backpropagate each output's error at most this many steps back inside a window of --bptt steps (0 = the whole window).")
+    var bpttTruncation: Int = 0
+    @Flag(help: "Bidirectional layers (not for language models: the backward direction would see the next token).")
+    var bidirectional = false
     @Option(help: "Batch size N (parallel streams).") var batch: Int = 20
     @Option(help: "Truncated-BPTT window T.") var bptt: Int = 35
     @Option(help: "Epochs (default: 4 with --train, 10 on the built-in corpus).") var epochs: Int?
@@ -25,6 +34,8 @@ struct Train: ParsableCommand {
     @Option(help: "Learning rate (default: 1 for sgd, 0.003 for adam).") var lr: Float?
     @Option(name: .customLong("lr-decay"), help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
     var lrDecay: Float = 2
+    @Option(name: .customLong("lr-decay-start"), help: "From this epoch on, divide the learning rate by --lr-decay after every epoch, improved or not (Zaremba et al.'s schedule).")
+    var lrDecayStart: Int?
     @Option(help: "Clip the global gradient norm to this (0 = no clipping).") var clip: Double = 0.25
     @Option(help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
     @Option(help: "Write the trained model to this safetensors file.") var out: String?
@@ -49,8 +60,18 @@ struct Train: ParsableCommand {
             throw ValidationError("\(name) must be at least 1, got \(value)")
         }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must lie in [0, 1), got \(dropout)") }
+        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 or positive") }
+        if bidirectional {
+            throw ValidationError("""
+                --bidirectional does not apply to language models: a reverse-time layer reads the very tokens the \
+                model must predict. Bidirectional layers are available in the Swift API (RecurrentNetwork) for \
+                tagging and classification.
+                """)
+        }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         if !(lrDecay >= 1) { throw ValidationError("--lr-decay must be at least 1") }
+        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1") }
         if !(clip >= 0) { throw ValidationError("--clip must be 0 or positive") }
         if train == nil, valid != nil || test != nil { throw ValidationError("--valid and --test need --train") }
         try validateCheckpointOptions()
@@ -66,8 +87,10 @@ struct Train: ParsableCommand {
             + "train \(data.splits.train.count) tokens, valid \(data.splits.valid.count), test \(data.splits.test.count)")
 
         let config = RNNLanguageModel.Configuration(
-            vocabularySize: data.splits.vocabulary.count, embeddingSize: embed, hiddenSize: hidden, layers: layers)
+            vocabularySize: data.splits.vocabulary.count, embeddingSize: embed, hiddenSize: hidden, layers: layers,
+            cell: cell, dropout: dropout, input: input)
         let model = try RNNLanguageModel(configuration: config, seed: seed)
+        model.truncation = bpttTruncation
         let rate = lr ?? (optimizer == .sgd ? 1 : 0.003)
         let opt: Optimizer = optimizer == .sgd ? SGD(learningRate: rate) : Adam(learningRate: rate)
         var options = TrainingOptions()
@@ -76,11 +99,14 @@ struct Train: ParsableCommand {
         options.epochs = epochs ?? (train == nil ? 10 : 4)
         options.clipNorm = clip > 0 ? clip : nil
         options.learningRateDecay = lrDecay
+        options.learningRateDecayStart = lrDecayStart
         options.skipNonFinite = skipNonFinite
         options.measureAccuracy = accuracy
-        log("model: \(layers)-layer tanh RNN, V=\(config.vocabularySize) D=\(embed) H=\(hidden), "
+        log("model: \(layers)-layer \(cell == .lstm ? "LSTM" : "tanh RNN"), V=\(config.vocabularySize) \(input == .oneHot ? "one-hot inputs" : "D=\(embed)") H=\(hidden)"
+            + (dropout > 0 ? ", dropout \(dropout)" : "") + ", "
             + "\(model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
-            + "N=\(batch) T=\(bptt), \(options.epochs) epochs, seed \(seed)")
+            + "N=\(batch) T=\(bptt)" + (bpttTruncation > 0 ? " (errors back at most \(bpttTruncation) steps)" : "")
+            + ", \(options.epochs) epochs, seed \(seed)")
 
         let trainer = try resumed.map { try Trainer(resumingFrom: $0.checkpoint) }
             ?? Trainer(model: model, optimizer: opt, options: options)

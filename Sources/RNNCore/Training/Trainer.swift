@@ -13,6 +13,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// Divide the learning rate by this factor after an epoch whose validation perplexity did not improve
     /// (1 disables decay).
     public var learningRateDecay: Float = 1
+    /// From this epoch on, divide the learning rate by `learningRateDecay` after every epoch, improved or not
+    /// (Zaremba et al.'s schedule); before it, only after an epoch without validation improvement. nil: only then.
+    public var learningRateDecayStart: Int? = nil
     /// At the end, put back the weights of the epoch with the best validation perplexity.
     public var restoreBest: Bool = true
     /// Batch size for the validation perplexity.
@@ -236,14 +239,18 @@ public final class Trainer {
                 let perplexity = try model.perplexity(on: valid, batchSize: options.evaluationBatchSize,
                                                       bptt: options.bptt)
                 report.validPerplexity = perplexity
+                let scheduled = options.learningRateDecayStart.map { epoch >= $0 } ?? false
                 if perplexity < run.bestPerplexity ?? .infinity {
                     run.bestPerplexity = perplexity
                     if options.restoreBest {
                         run.bestParameters = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
                     }
-                } else if options.learningRateDecay > 1 {
+                } else if options.learningRateDecay > 1, !scheduled {
                     optimizer.learningRate /= options.learningRateDecay
                 }
+            }
+            if let start = options.learningRateDecayStart, epoch >= start, options.learningRateDecay > 1 {
+                optimizer.learningRate /= options.learningRateDecay
             }
             let now = Date()
             report.seconds = run.epochSeconds + now.timeIntervalSince(segmentStart)

@@ -119,6 +119,21 @@ struct NumericTrainingTests {
         #expect(last.trainPerplexity < first.trainPerplexity)
     }
 
+    /// Zaremba et al.'s schedule: from epoch `learningRateDecayStart` on the rate is divided after every epoch,
+    /// improved or not; before it only on a plateau (never here: the validation keeps improving).
+    @Test func learningRateDecaysEveryEpochFromTheStartEpoch() throws {
+        let period: [Int32] = [0, 1, 2, 3, 4]
+        var options = Self.options(epochs: 5)
+        options.learningRateDecay = 2
+        options.learningRateDecayStart = 3
+        let trainer = Trainer(
+            model: try RNNLanguageModel(configuration: .init(vocabularySize: 5, embeddingSize: 8, hiddenSize: 16), seed: 1),
+            optimizer: SGD(learningRate: 0.8), options: options)
+        let reports = try trainer.train(on: Self.corpus(period, length: 401), validation: Self.corpus(period, length: 41))
+        #expect(reports.map(\.learningRate) == [0.8, 0.8, 0.8, 0.4, 0.2])
+        #expect(trainer.optimizer.learningRate == 0.1)
+    }
+
     /// 0 1 1 2 1 1 …: after "1 1" comes 2 if the token before was 0, and 0 if it was 2, so predicting it needs the
     /// token three steps back. With windows of T = 2 a stateless model cannot always see it; a stateful one carries
     /// it in the hidden state from the previous window.
