@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from textbook_layers import SGD, LstmRnnlm, SimpleRnnlm, TimeLSTM, clip_grads  # noqa: E402
 
 REQUIRED_KEYS = {
-    "impl", "config", "V", "D", "H", "N", "T", "train_step_ms", "forward_ms",
+    "impl", "config", "V", "D", "H", "N", "T", "cell", "layers", "train_step_ms", "forward_ms",
     "train_tokens_per_s", "forward_tokens_per_s", "steps", "numpy", "blas", "env",
 }
 
