@@ -1,4 +1,4 @@
-// libFuzzer target: arbitrary bytes as a checkpoint file. Parsing and model loading must either succeed or throw a
+// libFuzzer target: arbitrary bytes as a checkpoint file. Parsing, model loading and training-checkpoint loading must either succeed or throw a
 // CheckpointError — never crash, hang, or allocate beyond the input. A file that parses must serialise and parse
 // back to the same bytes. Built and run by fuzz/run.sh; the inputs in fuzz/regressions/checkpoint are also
 // replayed by the Swift tests (FuzzRegressionTests).
@@ -13,5 +13,6 @@ public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition((try? again.serialized()) == first, "safetensors round trip changed the contents")
     }
     _ = try? RNNLanguageModel.load(from: file)
+    if let checkpoint = try? TrainingCheckpoint(file: file) { _ = try? checkpoint.makeModel() }
     return 0
 }
