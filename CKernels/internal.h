@@ -142,6 +142,36 @@ static inline float rc_sigmoidf(float x) {
     return x >= 0.0f ? r : e * r;
 }
 
+/* db[j] += Σ_rows m[r][j] for a contiguous (rows, cols) block: the bias gradient of every layer. */
+static inline void rc_add_column_sums(float *db, const float *m, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = m + r * cols;
+        for (int64_t j = 0; j < cols; j++) db[j] += row[j];
+    }
+}
+
+/* The state each step of a window started from, (N,T,H): h0 (or zeros) at t = 0, then hs shifted by one step.
+ * The weight gradient of the recurrence is then one GEMM over all N*T rows. */
+static inline void rc_shifted_states(float *h_prev, const float *h0, const float *hs, int64_t N, int64_t T,
+                                     int64_t H) {
+    const int64_t ld = T * H;
+    for (int64_t n = 0; n < N; n++) {
+        float *dst = h_prev + n * ld;
+        if (h0) {
+            memcpy(dst, h0 + n * H, (size_t)H * sizeof(float));
+        } else {
+            memset(dst, 0, (size_t)H * sizeof(float));
+        }
+        if (T > 1) memcpy(dst + H, hs + n * ld, (size_t)((T - 1) * H) * sizeof(float));
+    }
+}
+
+/* Age buckets of a truncated backward inside a window of T steps: the truncation when it cuts anything
+ * (0 < truncation < T), else 0 for full backpropagation. */
+static inline int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
+    return truncation > 0 && truncation < T ? truncation : 0;
+}
+
 /* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions. */
 static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,

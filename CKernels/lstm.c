@@ -83,14 +83,6 @@ RC_VECTOR_CLONES static void lstm_cell_backward_rows(float *dA, int64_t ldA, flo
     }
 }
 
-/* db[j] += Σ_rows dA[r][j] for a contiguous (rows, G) block. */
-static void add_column_sums(float *db, const float *dA, int64_t rows, int64_t G) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = dA + r * G;
-        for (int64_t j = 0; j < G; j++) db[j] += row[j];
-    }
-}
-
 /* ---- one step ---------------------------------------------------------------------------------------------- */
 
 rnncore_status rnncore_lstm_step_forward(float *h_next, float *c_next, float *gates, const float *x,
@@ -137,7 +129,7 @@ rnncore_status rnncore_lstm_step_backward(float *dx, float *dh_prev, float *dc_p
     if (dh_prev) rc_sgemm(false, true, N, H, G, 1.0f, dA, G, wh, G, 0.0f, dh_prev, H);
     rc_sgemm(true, false, D, G, N, 1.0f, x, D, dA, G, 1.0f, dwx, G);
     if (h_prev) rc_sgemm(true, false, H, G, N, 1.0f, h_prev, H, dA, G, 1.0f, dwh, G);
-    if (db) add_column_sums(db, dA, N, G);
+    if (db) rc_add_column_sums(db, dA, N, G);
     return RNNCORE_OK;
 }
 
@@ -177,17 +169,12 @@ rnncore_status rnncore_lstm_forward(float *hs, float *cs, float *gates, float *h
     return RNNCORE_OK;
 }
 
-/* Age buckets of a truncated backward (see rnn.c): min(truncation, T) when that cuts anything, else 0. */
-static int64_t truncation_ages(int64_t truncation, int64_t T) {
-    return truncation > 0 && truncation < T ? truncation : 0;
-}
-
 rnncore_status rnncore_lstm_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H,
                                                     int64_t truncation) {
     RNNCORE_FAIL_IF(!count, RNNCORE_ERR_NULL_POINTER);
     RNNCORE_FAIL_IF(truncation < 0, RNNCORE_ERR_INVALID_ARGUMENT);
     RNNCORE_TRY(check_lstm_sizes(N, T, 1, H));
-    const int64_t k = truncation_ages(truncation, T);
+    const int64_t k = rc_truncation_ages(truncation, T);
     /* dA (N*T*4H) and the shifted states (N*T*H); then the carries (2*N*H), or with truncation k the buckets of
      * dh and dc (2*k*N*H), their sums (2*N*H) and the bucket pre-activation gradients ((k-1)*N*4H); k <= T. */
     const int64_t per_row = k ? 2 * k * H + 2 * H + (k - 1) * 4 * H : 2 * H;
@@ -305,7 +292,7 @@ rnncore_status rnncore_lstm_backward(float *dxs, float *dh0, float *dc0, float *
     RNNCORE_TRY(check_lstm_sizes(N, T, D, H));
     int64_t ws_count;
     RNNCORE_TRY(rnncore_lstm_backward_workspace_size(&ws_count, N, T, H, truncation));
-    const int64_t G = 4 * H, NT = N * T, ld = T * H, k = truncation_ages(truncation, T);
+    const int64_t G = 4 * H, NT = N * T, k = rc_truncation_ages(truncation, T);
     const rc_buf outs[] = {{dxs, NT * D}, {dh0, N * H}, {dc0, N * H},         {dwx, D * G},
                            {dwh, H * G},  {db, G},      {workspace, ws_count}};
     const rc_buf ins[] = {{dhs, NT * H}, {dh_last, N * H}, {dc_last, N * H}, {xs, NT * D}, {h0, N * H},
@@ -323,18 +310,10 @@ rnncore_status rnncore_lstm_backward(float *dxs, float *dh0, float *dc0, float *
     }
 
     /* Everything that does not feed the recurrence runs once, over all N*T rows. */
-    for (int64_t n = 0; n < N; n++) {
-        float *dst = h_prev + n * ld;
-        if (h0) {
-            memcpy(dst, h0 + n * H, (size_t)H * sizeof(float));
-        } else {
-            memset(dst, 0, (size_t)H * sizeof(float));
-        }
-        if (T > 1) memcpy(dst + H, hs + n * ld, (size_t)((T - 1) * H) * sizeof(float));
-    }
+    rc_shifted_states(h_prev, h0, hs, N, T, H);
     rc_sgemm(true, false, D, G, NT, 1.0f, xs, D, dA, G, 1.0f, dwx, G);
     rc_sgemm(true, false, H, G, NT, 1.0f, h_prev, H, dA, G, 1.0f, dwh, G);
-    if (db) add_column_sums(db, dA, NT, G);
+    if (db) rc_add_column_sums(db, dA, NT, G);
     if (dxs) rc_sgemm(false, true, NT, D, G, 1.0f, dA, G, wx, G, 0.0f, dxs, D);
     return RNNCORE_OK;
 }

@@ -18,14 +18,6 @@ RC_VECTOR_CLONES static void bias_tanh_rows(float *v, int64_t ld, const float *b
     }
 }
 
-/* db[i] += Σ_rows dt[r][i] for a contiguous (rows, H) block. */
-static void add_column_sums(float *db, const float *dt, int64_t rows, int64_t H) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = dt + r * H;
-        for (int64_t i = 0; i < H; i++) db[i] += row[i];
-    }
-}
-
 /* ---- validation shared by step and sequence ---------------------------------------------------------------- */
 
 static rnncore_status check_rnn_sizes(int64_t N, int64_t T, int64_t D, int64_t H) {
@@ -84,7 +76,7 @@ rnncore_status rnncore_rnn_step_backward(float *dx, float *dh_prev, float *dwx, 
     if (dh_prev) rc_sgemm(false, true, N, H, H, 1.0f, dt, H, wh, H, 0.0f, dh_prev, H);
     rc_sgemm(true, false, D, H, N, 1.0f, x, D, dt, H, 1.0f, dwx, H);
     if (h_prev) rc_sgemm(true, false, H, H, N, 1.0f, h_prev, H, dt, H, 1.0f, dwh, H);
-    if (db) add_column_sums(db, dt, N, H);
+    if (db) rc_add_column_sums(db, dt, N, H);
     return RNNCORE_OK;
 }
 
@@ -117,11 +109,6 @@ rnncore_status rnncore_rnn_forward(float *hs, float *h_last, const float *xs, co
         for (int64_t n = 0; n < N; n++) memcpy(h_last + n * H, hs + n * ld + (T - 1) * H, (size_t)H * sizeof(float));
     }
     return RNNCORE_OK;
-}
-
-/* Age buckets used by a truncated backward: min(truncation, T) when that cuts anything, 0 for the full window. */
-static int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
-    return truncation > 0 && truncation < T ? truncation : 0;
 }
 
 rnncore_status rnncore_rnn_backward_truncated_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H,
@@ -225,18 +212,10 @@ rnncore_status rnncore_rnn_backward_truncated(float *dxs, float *dh0, float *dwx
     }
 
     /* Everything that does not feed the recurrence runs once, over all N*T rows. */
-    for (int64_t n = 0; n < N; n++) {
-        float *dst = h_prev + n * ld;
-        if (h0) {
-            memcpy(dst, h0 + n * H, (size_t)H * sizeof(float));
-        } else {
-            memset(dst, 0, (size_t)H * sizeof(float));
-        }
-        if (T > 1) memcpy(dst + H, hs + n * ld, (size_t)((T - 1) * H) * sizeof(float));
-    }
+    rc_shifted_states(h_prev, h0, hs, N, T, H);
     rc_sgemm(true, false, D, H, NT, 1.0f, xs, D, dT, H, 1.0f, dwx, H);
     rc_sgemm(true, false, H, H, NT, 1.0f, h_prev, H, dT, H, 1.0f, dwh, H);
-    if (db) add_column_sums(db, dT, NT, H);
+    if (db) rc_add_column_sums(db, dT, NT, H);
     if (dxs) rc_sgemm(false, true, NT, D, H, 1.0f, dT, H, wx, H, 0.0f, dxs, D);
     return RNNCORE_OK;
 }
