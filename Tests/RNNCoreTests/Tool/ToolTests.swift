@@ -78,14 +78,17 @@ struct ToolTests {
         #expect(prompted.exited && prompted.status == 0 && prompted.stdout.hasPrefix("the old man "), "\(prompted)")
     }
 
-    @Test("--level char trains, saves and samples a character model")
-    func characterLevel() throws {
+    @Test("--level char trains, saves and samples a character model", arguments: [
+        [String](), ["--cell", "lstm", "--layers", "2", "--input", "one-hot", "--dropout", "0.2", "--bptt-truncation", "3"],
+    ])
+    func characterLevel(_ options: [String]) throws {
         guard let tool = ToolTestRunner.requireExecutable() else { return }
         let scratch = try ToolTestScratchDirectory()
         let text = ToolTestFixture.words(sentences: 60, seed: 7)  // ~1 900 characters
         let train = try scratch.write(text, to: "chars.txt")
         let trained = try ToolTestRunner.run(
-            tool, ["train", "--train", train, "--level", "char"] + Self.tinyModel + ["--json", "--out", "c.safetensors"],
+            tool, ["train", "--train", train, "--level", "char"] + Self.tinyModel + options
+                + ["--json", "--out", "c.safetensors"],
             in: scratch.url)
         try #require(trained.exited && trained.status == 0, "\(trained)")
         let metrics = try #require(ToolTestFixture.jsonObject(trained))
@@ -93,8 +96,12 @@ struct ToolTests {
         #expect(ToolTestFixture.number(metrics, "vocabulary_size") == Double(characters.count))
         #expect(ToolTestFixture.number(metrics, "train_perplexity").map { $0.isFinite && $0 > 1 } == true)
 
-        let (_, vocabulary) = try RNNLanguageModel.load(from: scratch.url.appendingPathComponent("c.safetensors"))
+        let (model, vocabulary) = try RNNLanguageModel.load(from: scratch.url.appendingPathComponent("c.safetensors"))
         #expect(vocabulary.level == .character)
+        if !options.isEmpty {
+            #expect(model.configuration == .init(vocabularySize: characters.count, hiddenSize: 8, layers: 2, cell: .lstm,
+                                                 dropout: 0.2, input: .oneHot))
+        }
         #expect(Set(vocabulary.tokens) == Set(characters.map(String.init)))
 
         let sampled = try ToolTestRunner.run(tool, ["generate", "--model", "c.safetensors", "--count", "40", "--seed", "1"],
@@ -149,13 +156,14 @@ enum ToolTestBadInput: String, CaseIterable, Sendable, CustomTestStringConvertib
     case unknownTestWord, tooFewTokens
     case evalModelIsText, evalModelMissing, evalVocabularyMismatch
     case zeroEpochs, zeroHidden, generateTopKZero
+    case bidirectionalLanguageModel, dropoutOne, oneHotLargeVocabulary
 
     var testDescription: String { rawValue }
 
     /// Validation errors end with ArgumentParser's usage status (EX_USAGE); others with 1.
     var exitStatus: Int32? {
         switch self {
-        case .zeroEpochs, .zeroHidden, .generateTopKZero: 64
+        case .zeroEpochs, .zeroHidden, .generateTopKZero, .bidirectionalLanguageModel, .dropoutOne: 64
         default: 1
         }
     }
@@ -174,6 +182,9 @@ enum ToolTestBadInput: String, CaseIterable, Sendable, CustomTestStringConvertib
         case .zeroEpochs: ["--epochs"]
         case .zeroHidden: ["--hidden", "at least 1"]
         case .generateTopKZero: ["--top-k"]
+        case .bidirectionalLanguageModel: ["--bidirectional", "language models"]
+        case .dropoutOne: ["--dropout", "[0, 1)"]
+        case .oneHotLargeVocabulary: ["one-hot", "4096"]
         }
     }
 
@@ -211,6 +222,15 @@ enum ToolTestBadInput: String, CaseIterable, Sendable, CustomTestStringConvertib
         case .generateTopKZero:
             let model = try ToolTestFixture.writeCheckpoint(tokens: ["the", "cat", "<eos>"], to: "m.safetensors", in: scratch)
             return ["generate", "--model", model, "--top-k", "0"]
+        case .bidirectionalLanguageModel, .dropoutOne:
+            let train = try scratch.write(ToolTestFixture.words(sentences: 50, seed: 1), to: "train.txt")
+            let option = self == .dropoutOne ? ["--dropout", "1"] : ["--bidirectional"]
+            return ["train", "--train", train, "--out", "out.safetensors", "--cell", "lstm"] + option
+        case .oneHotLargeVocabulary:
+            // 5000 distinct words: too many for one-hot inputs.
+            let words = (0..<5000).map { "w\($0)" }.joined(separator: " ") + "\n"
+            let train = try scratch.write(String(repeating: words, count: 2), to: "train.txt")
+            return ["train", "--train", train, "--input", "one-hot"] + tiny
         }
     }
 }
