@@ -63,8 +63,8 @@ public final class RNNLanguageModel {
         /// The largest vocabulary one-hot inputs allow (the identity table takes V² floats).
         public static let oneHotLimit = 4096
 
-        /// Decodes a configuration; `cell` and `dropout` default to `rnn` and 0 (checkpoints written before they
-        /// existed).
+        /// Decodes a configuration; `cell`, `dropout` and `input` default to `rnn`, 0 and `embedding` (checkpoints
+        /// written before they existed).
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             vocabularySize = try c.decode(Int.self, forKey: .vocabularySize)

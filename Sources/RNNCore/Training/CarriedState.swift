@@ -1,5 +1,6 @@
 // The state a stateful model carries from one truncated-BPTT window to the next, by name, so that a training run
-// can be saved between two windows and resumed bit for bit.
+// can be saved between two windows and resumed bit for bit. It names the entries of the positional form,
+// RNNLanguageModel.state / restoreState (Evaluation.swift).
 
 extension RNNLanguageModel {
     /// The names of the tensors in a layer's ``RecurrentLayer/carriedState``, by position: the hidden state `h`,
@@ -16,11 +17,11 @@ extension RNNLanguageModel {
     /// LSTM's cell state, each (N, H). A layer whose next window starts from zeros has no entry. Put it back with
     /// ``restoreCarriedState(_:)``.
     public var carriedState: [String: Tensor] {
-        var state: [String: Tensor] = [:]
-        for (l, layer) in recurrentLayers.enumerated() {
-            for (i, tensor) in layer.carriedState.enumerated() { state[Self.carriedStateName(layer: l, index: i)] = tensor }
+        var named: [String: Tensor] = [:]
+        for (l, tensors) in state.enumerated() {
+            for (i, tensor) in tensors.enumerated() { named[Self.carriedStateName(layer: l, index: i)] = tensor }
         }
-        return state
+        return named
     }
 
     /// Puts back state captured with ``carriedState``: every layer gets its tensors, and a layer without any
@@ -40,6 +41,6 @@ extension RNNLanguageModel {
         if let extra = remaining.keys.sorted().first {
             throw .invalidArgument("no layer of this model carries a state named \(extra) (or an earlier part of that layer's state is missing)")
         }
-        for (layer, tensors) in zip(recurrentLayers, perLayer) { try layer.setCarriedState(tensors) }
+        try restoreState(perLayer)
     }
 }
