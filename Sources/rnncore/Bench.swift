@@ -79,7 +79,7 @@ struct Bench: ParsableCommand {
         }
         if json {
             let object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+            print(try JSONOutput.line(object))
         }
     }
 

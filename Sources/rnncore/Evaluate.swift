@@ -26,7 +26,7 @@ struct Evaluate: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         if json {
             let result: [String: Any] = ["perplexity": exp(loss), "loss": loss, "tokens": count, "wall_seconds": seconds]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            print(try JSONOutput.line(result))
         } else {
             print(String(format: "perplexity %.3f (mean loss %.4f nats over %d predictions, %.1fs)", exp(loss), loss, count, seconds))
         }

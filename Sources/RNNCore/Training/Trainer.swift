@@ -103,6 +103,11 @@ public final class Trainer {
     /// Whether `train(on:)` is running (the training state cannot be saved then).
     private(set) var isTraining = false
 
+    /// Testing aid: from this step on (1-based, as ``step`` counts), every batch's loss is treated as non-finite, as
+    /// if the loss kernel had reported NaN, so that tests can force a divergence on any machine instead of hoping
+    /// that some learning rate overflows the same way everywhere. Not saved in training checkpoints.
+    @_spi(FaultInjection) public var nonFiniteLossFromStep: Int?
+
     /// Creates a trainer.
     public init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions) {
         self.model = model
@@ -177,7 +182,10 @@ public final class Trainer {
                 var loss = Double.nan
                 var scale: Float = 1
                 var right = 0
-                do {
+                do throws(RNNCoreError) {
+                    if let first = nonFiniteLossFromStep, run.step + 1 >= first {
+                        throw RNNCoreError.kernel(.nonFinite, operation: "injected non-finite loss")
+                    }
                     if options.measureAccuracy {
                         (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets,
                                                                batchSize: options.batchSize, correct: &right)
