@@ -112,7 +112,10 @@ rnncore_status rnncore_softmax_cross_entropy(double *loss, int64_t *count, float
             for (int64_t v = 0; v < V; v++) grad[v] *= k;
             grad[y] -= scale;
         }
-        total += log(sum) + (double)mx - (double)target_logit;
+        /* (max - z_y) first, exact in double for any two floats of like magnitude (and correctly rounded
+         * otherwise), then the small log Σ: (max + log Σ) - z_y would round log Σ away against a huge max
+         * (logits all 1e30 gave 0 instead of ln V). */
+        total += ((double)mx - (double)target_logit) + log(sum);
     }
     *loss = K > 0 ? total / (double)K : 0.0;
     if (count) *count = K;

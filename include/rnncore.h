@@ -22,6 +22,13 @@
  *           rnncore_status_string() explains each. On an argument error (any status but RNNCORE_ERR_NON_FINITE)
  *           nothing has been written to any output.
  * Aliasing: outputs must not overlap inputs unless a comment allows it (RNNCORE_ERR_ALIASING otherwise).
+ * Non-finite: float inputs (weights, activations, gradients, accumulated buffers) are not screened for NaN or
+ *           ±inf: such a call returns RNNCORE_OK and the values go through the IEEE arithmetic into the outputs
+ *           (a NaN reaches every output computed from it; an infinity may saturate, tanh(±inf) = ±1, or turn
+ *           into NaN). The only results reported as RNNCORE_ERR_NON_FINITE are the loss of
+ *           rnncore_softmax_cross_entropy and the norm of rnncore_clip_grad_norm. A scalar hyper-parameter
+ *           (lr, Adam's betas, eps and weight decay, sgemm's alpha and beta, dloss) that is NaN or ±inf is
+ *           RNNCORE_ERR_INVALID_ARGUMENT; max_norm is the one exception (see rnncore_clip_grad_norm).
  */
 #ifndef RNNCORE_H
 #define RNNCORE_H
@@ -306,7 +313,10 @@ RNNCORE_API rnncore_status rnncore_affine_backward(
  * output is written). K, the number of counted rows, goes to *count when count is not NULL; with K = 0 the loss
  * is 0 and the gradient is all zeros. dlogits may be NULL (loss only) or may equal logits (the gradient then
  * overwrites the logits in place); any other overlap is an aliasing error. If the loss is not finite the
- * outputs are still written and RNNCORE_ERR_NON_FINITE is returned. */
+ * outputs are still written and RNNCORE_ERR_NON_FINITE is returned: a NaN or +inf logit in a counted row, or a
+ * -inf target logit, does that. A -inf logit elsewhere gets a vanishing probability (the exponential is clamped at
+ * e^-87 ≈ 1.6e-38) and leaves the loss finite. Each row's loss is formed as (max - z_target) + log Σ e^(z - max),
+ * accurate for logits of any magnitude (1e30 included). dloss must be finite (RNNCORE_ERR_INVALID_ARGUMENT). */
 RNNCORE_API rnncore_status rnncore_softmax_cross_entropy(
     double *loss,           /* out: mean loss over counted rows */
     int64_t *count,         /* out: K, the number of counted rows; may be NULL */
@@ -317,7 +327,8 @@ RNNCORE_API rnncore_status rnncore_softmax_cross_entropy(
     int32_t ignore_index,   /* target value to skip, or RNNCORE_NO_IGNORE_INDEX */
     float dloss);           /* upstream gradient of the mean loss, usually 1 */
 
-/* probs[m] = softmax(logits[m]), stable (max subtracted). probs may equal logits (in place). */
+/* probs[m] = softmax(logits[m]), stable (max subtracted). probs may equal logits (in place). No status reports
+ * non-finite logits: a row holding NaN or +inf (or only -inf) comes out NaN, with RNNCORE_OK. */
 RNNCORE_API rnncore_status rnncore_softmax_forward(
     float *probs,           /* (M,V) out, overwritten; may equal logits */
     const float *logits,    /* (M,V) */
@@ -327,7 +338,9 @@ RNNCORE_API rnncore_status rnncore_softmax_forward(
 
 /* C = alpha·op(A)·op(B) + beta·C, row-major, through the BLAS the library was built with (the GEMM every kernel
  * above uses; benchmarks measure its peak with this). op(A) is (M,K): A is (M,K), or (K,M) when trans_a != 0;
- * op(B) is (K,N): B is (K,N), or (N,K) when trans_b != 0. C is (M,N) and must not overlap A or B. */
+ * op(B) is (K,N): B is (K,N), or (N,K) when trans_b != 0. C is (M,N) and must not overlap A or B.
+ * alpha and beta must be finite (RNNCORE_ERR_INVALID_ARGUMENT); with beta == 0 whatever C held, NaN included,
+ * is discarded. */
 RNNCORE_API rnncore_status rnncore_sgemm(
     float *c,               /* (M,N) out: overwritten when beta == 0, else scaled and accumulated */
     const float *a,         /* (M,K) or (K,M) */

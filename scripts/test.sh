@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the C suite (CMake build + ctest, and again under ASan+UBSan), a benchmark smoke run, the benchmark peers' self-check
-# (when python3 has numpy), and the Swift suite (swift test),
-# installing OpenBLAS/CMake first if missing. Exits non-zero if anything fails.
+# (when python3 has numpy), and the Swift suite (swift test); then ctest (the normal build) and swift test a second
+# time under another OpenBLAS kernel family and one thread (OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1), so
+# that a test depending on the BLAS kernels or the thread count fails here; then the fuzz targets for
+# RNNCORE_FUZZ_SECONDS each (default 20; 0 skips them) with fuzz/run.sh,
+# installing OpenBLAS/CMake first if missing. Exits non-zero if anything fails, a fuzz finding included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -29,3 +32,15 @@ fi
 
 echo "== Swift: swift test"
 swift test
+
+echo "== Second pass under another OpenBLAS kernel family and one thread: OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 (ctest, swift test)"
+OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 ctest --test-dir build --output-on-failure -j"$(nproc)"
+OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 swift test
+
+fuzz_seconds="${RNNCORE_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== Fuzz targets (libFuzzer + ASan): fuzz/run.sh $fuzz_seconds (seconds per target; a crash, leak or timeout fails)"
+  bash fuzz/run.sh "$fuzz_seconds"
+else
+  echo "== Fuzz targets: skipped (RNNCORE_FUZZ_SECONDS=0)"
+fi

@@ -371,11 +371,12 @@ void ref_softmax_cross_entropy(double *loss, int64_t *count, double *dlogits, co
         for (int64_t v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
         double se = 0;
         for (int64_t v = 0; v < V; v++) se += exp(z[v] - mx);
-        double lse = mx + log(se);
-        total += lse - z[targets[m]];
+        /* The shifted form: (max - z_y) + log Σ e^(z - max), and p = e^(z - max) / Σ. Forming max + log Σ first
+         * would round log Σ away against a huge max (logits ~1e30), in double as in float. */
+        total += (mx - z[targets[m]]) + log(se);
         if (dlogits)
             for (int64_t v = 0; v < V; v++) {
-                double p = exp(z[v] - lse);
+                double p = exp(z[v] - mx) / se;
                 dlogits[m * V + v] = (p - (v == targets[m] ? 1.0 : 0.0)) * dloss / (double)K;
             }
     }

@@ -5,7 +5,8 @@
  *  (b) the reference gradient vs central differences of the reference loss (double, eps 1e-5);
  *  (c) the kernel gradient vs central differences of the kernel loss (eps 1e-2);
  *  in place (dlogits == logits), ignored rows (zero gradient, not counted, also in place), K = 0,
- *  numerical stability with logits ~ ±1e4, and non-finite logits reported as RNNCORE_ERR_NON_FINITE.
+ *  numerical stability with logits ~ ±1e4 and huge logits (1e30, -1e30, 1e6±1, ±3e38: the loss in the shifted
+ *  form (max - z) + log Σ), and non-finite logits reported as RNNCORE_ERR_NON_FINITE.
  */
 #include "test_util.h"
 #include "reference.h"
@@ -14,10 +15,12 @@
 
 /* Tolerances for (a). A row's log-sum-exp sums V exponentials; in float32 that sum carries a relative error up
  * to ~V·u, which becomes an absolute error ~V·u in the loss and a relative error ~V·u in every probability.
- * The loss is accumulated in double over rows, so it adds nothing that grows with M. The logits themselves are
- * only known to u·|z|: with |z| ~ 1e4 one rounding of a logit (or of max + log Σ) is ~6e-4, so a stable
- * kernel is allowed Z = 4·u·max|z| on top. Hence
- *   loss:    2·V·u + 8u + Z  absolute,  8u relative
+ * The loss is accumulated in double over rows, so it adds nothing that grows with M, and it is formed as
+ * (max - z_y) + log Σ, whose error does not grow with |z| (the former (max + log Σ) - z_y lost ~2^-53·|z| in double: nothing
+ * at 1e4, everything at 1e30; test_ce_huge_logits checks that). The gradient's exponents z - max are rounded to
+ * float32, off by up to u·|z - max| when z and max are not within a factor 2 of each other, so the probabilities
+ * keep Z = 4·u·max|z| of relative slack. Hence
+ *   loss:    2·V·u + 8u  absolute,  8u relative
  *   dlogits: (|dloss|/K)·8u absolute (tiny probabilities), 2·(V+8)·u + Z relative. */
 static void test_ce_vs_ref(int64_t M, int64_t V, int32_t ignore_index, int n_ignored, float dloss, double center,
                            double spread, uint64_t seed) {
@@ -43,7 +46,7 @@ static void test_ce_vs_ref(int64_t M, int64_t V, int32_t ignore_index, int n_ign
     double zmax = 0;
     for (int64_t i = 0; i < M * V; i++) zmax = fmax(zmax, fabs(z[i]));
     double Z = 4 * U32 * zmax;
-    check_close_dd("softmax_cross_entropy loss", &loss, &loss_d, 1, 2.0 * (double)V * U32 + 8 * U32 + Z, 8 * U32);
+    check_close_dd("softmax_cross_entropy loss", &loss, &loss_d, 1, 2.0 * (double)V * U32 + 8 * U32, 8 * U32);
     double ta = K_d > 0 ? fabs(dloss) / (double)K_d * 8 * U32 : 0, tr = 2.0 * (double)(V + 8) * U32 + Z;
     check_close_fd("softmax_cross_entropy dlogits", dz, dzd, M * V, ta, tr);
     int ignored_zero = 1;
@@ -93,6 +96,77 @@ static void test_ce_non_finite(void) {
     CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, NULL, NULL, zi, t1, 1, 3, RNNCORE_NO_IGNORE_INDEX, 1.0f),
                  RNNCORE_ERR_NON_FINITE);
     CHECK(!isfinite(loss));
+}
+
+/* Huge logits (issue 10): every row's loss is (max - z_y) + log Σ e^(z - max), so its accuracy must not depend on
+ * the offset of the row. Rows of one (M, V) block, each at its own offset: all 1e30, all -1e30 (3×7: loss ln 7
+ * exactly, the case that gave 0), 1e6 and -1e6 with a spread of ±1 (float32 steps 0.0625 there: the spread is
+ * representable and every z - max is exact, Sterbenz), 1e7 with integer spread (step 1), ±3e38 mixed in one row
+ * (z - max overflows float32 to -inf: the term must vanish, not poison the row), and a row whose target lies
+ * 2e30 below its max (loss 2e30, finite in double).
+ * Reference: float64 in the same shifted form (tests/reference.c) on the same float32 logits, so the only
+ * difference is the float32 exponentials and the float32 sum of V terms.
+ * Tolerance: loss 2·V·u + 8u absolute + 8u relative, as in test_ce_vs_ref but WITHOUT any term in |z| (an
+ * unshifted loss fails by ln 7 ≈ 1.95 here); gradient (|dloss|/K)·8u absolute + 2·(V+8)·u relative: every
+ * z - max here is exact in float32 (Sterbenz, or a difference below -87 that the exponential clamps to a term
+ * of at most 1.6e-38), so the probabilities need no slack for the offset either. */
+static void test_ce_huge_logits(void) {
+    printf("softmax_cross_entropy huge logits (1e30, -1e30, 1e6±1, 1e7, ±3e38) vs the shifted float64 reference\n");
+    enum { V = 7, M = 9 };
+    float z[M * V], dz[M * V];
+    int32_t tg[M];
+    rng_t r = {31};
+    for (int v = 0; v < V; v++) {
+        z[0 * V + v] = 1e30f;
+        z[1 * V + v] = 1e30f;
+        z[2 * V + v] = -1e30f;
+        z[3 * V + v] = 1e6f + (float)rng_uniform(&r, -1, 1);
+        z[4 * V + v] = -1e6f + (float)rng_uniform(&r, -1, 1);
+        z[5 * V + v] = 1e7f + (float)rng_int(&r, 5);
+        z[6 * V + v] = v % 2 ? 3e38f : -3e38f;
+        z[7 * V + v] = v == 0 ? 1e30f : -1e30f;
+        z[8 * V + v] = (float)rng_uniform(&r, -2, 2);
+    }
+    for (int m = 0; m < M; m++) tg[m] = (int32_t)((m * 3 + 1) % V);
+    tg[6] = 0; /* a -3e38 logit: loss 6e38 */
+    tg[7] = 3; /* 2e30 below the row's max */
+
+    /* the reported case alone: a 3×7 block of 1e30 has loss ln 7 */
+    double loss = NAN; int64_t K = -1;
+    CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, &K, NULL, z, tg, 3, V, RNNCORE_NO_IGNORE_INDEX, 1.0f),
+                 RNNCORE_OK);
+    const double ln7 = log(7.0);
+    check_close_dd("3x7 logits 1e30/-1e30: loss = ln 7", &loss, &ln7, 1, 2.0 * V * U32 + 8 * U32, 8 * U32);
+    CHECK(K == 3);
+
+    /* every row against the reference, one row at a time (each row's loss is its own mean) and all together */
+    for (int m = 0; m <= M; m++) {
+        const float *zr = m < M ? z + m * V : z;
+        const int64_t rows = m < M ? 1 : M;
+        const int32_t *tr = m < M ? tg + m : tg;
+        double *zd = to_d(zr, rows * V), *dzd = alloc_d(rows * V), loss_d = NAN;
+        int64_t K_d = -1;
+        fill_const_f(dz, M * V, NAN);
+        loss = NAN; K = -1;
+        CHECK_STATUS(rnncore_softmax_cross_entropy(&loss, &K, dz, zr, tr, rows, V, RNNCORE_NO_IGNORE_INDEX, 1.5f),
+                     RNNCORE_OK);
+        ref_softmax_cross_entropy(&loss_d, &K_d, dzd, zd, tr, rows, V, RNNCORE_NO_IGNORE_INDEX, 1.5);
+        char what[64];
+        snprintf(what, sizeof what, "huge logits %s%d loss", m < M ? "row " : "all rows ", m < M ? m : M);
+        CHECK(K == K_d && isfinite(loss_d));
+        check_close_dd(what, &loss, &loss_d, 1, 2.0 * V * U32 + 8 * U32, 8 * U32);
+        snprintf(what, sizeof what, "huge logits %s%d dlogits", m < M ? "row " : "all rows ", m < M ? m : M);
+        check_close_fd(what, dz, dzd, rows * V, 1.5 / (double)K_d * 8 * U32, 2.0 * (V + 8) * U32);
+        free(zd); free(dzd);
+    }
+
+    /* softmax_forward on the same rows: probabilities sum to 1 and match the reference */
+    float p[M * V];
+    double *zd = to_d(z, M * V), *pd = alloc_d(M * V);
+    CHECK_STATUS(rnncore_softmax_forward(p, z, M, V), RNNCORE_OK);
+    ref_softmax_forward(pd, zd, M, V);
+    check_close_fd("huge logits softmax_forward probs", p, pd, M * V, 8 * U32, 2.0 * (V + 8) * U32);
+    free(zd); free(pd);
 }
 
 /* The kernels' vectorised exponential: softmax of the row (0, d) is e^d / (1 + e^d); over d in [-87, 0] its
@@ -214,6 +288,7 @@ int main(void) {
     test_ce_vs_ref(3, 7, -1, 0, 1.0f, 0, 1e4, 9);                        /* spread 1e4: p ~ onehot */
     test_ce_all_ignored();
     test_ce_non_finite();
+    test_ce_huge_logits();
     test_exp_accuracy();
     test_nan_inside_long_row();
     test_ce_grad(4, 5, 10);

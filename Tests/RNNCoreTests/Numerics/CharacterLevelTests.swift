@@ -19,6 +19,9 @@ struct CharacterLevelTests {
         options.measureAccuracy = true
         let reports = try Trainer(model: model, optimizer: Adam(learningRate: 0.01), options: options).train(on: corpus.ids)
         #expect(reports.allSatisfy { $0.trainAccuracy != nil && $0.trainPerplexity.isFinite })
+        // A convergence claim, so its margin: with OpenBLAS's Haswell/Zen and SkylakeX kernels alike every
+        // configuration has full accuracy from epoch 10-17 on (of 80), and a final perplexity of 1.003-1.004
+        // against the bound 1.05. Memorising 48 characters with H = 64 is not a knife-edge run.
         let first = try #require(reports.first?.trainAccuracy), last = try #require(reports.last?.trainAccuracy)
         #expect(first < 0.5, "accuracy \(first) before learning")
         #expect(last == 1.0, "final training accuracy \(last)")

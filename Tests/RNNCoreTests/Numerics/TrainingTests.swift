@@ -113,25 +113,43 @@ struct NumericTrainingTests {
         let first = try #require(reports.first), last = try #require(reports.last)
         // Every token is determined by the one before: perplexity goes from ~5 (uniform) to ~1.
         #expect(first.trainPerplexity < 5.5)
-        // Observed with this seed: 1.35 after epoch 1, 1.0001 after epoch 4 (valid 1.0001).
-        #expect(last.trainPerplexity < 1.01, "train perplexity \(last.trainPerplexity)")
-        #expect(try #require(last.validPerplexity) < 1.01, "valid perplexity \(String(describing: last.validPerplexity))")
+        // Observed with this seed: 1.35 after epoch 1, 1.00008 after epoch 4 (valid 1.0001), with OpenBLAS's
+        // Haswell/Zen kernels and its SkylakeX kernels alike (their trajectories differ from the 9th digit on).
+        // 1.05 (a loss of 0.049 nats, against ln 5 = 1.61 for a model that learnt nothing) leaves the excess over 1
+        // a margin of 600 while still saying that the rule was learnt.
+        #expect(last.trainPerplexity < 1.05, "train perplexity \(last.trainPerplexity)")
+        #expect(try #require(last.validPerplexity) < 1.05, "valid perplexity \(String(describing: last.validPerplexity))")
         #expect(last.trainPerplexity < first.trainPerplexity)
     }
 
     /// Zaremba et al.'s schedule: from epoch `learningRateDecayStart` on the rate is divided after every epoch,
-    /// improved or not; before it only on a plateau (never here: the validation keeps improving).
+    /// improved or not; before it only on a plateau. Without a validation text there is no plateau, so the rates
+    /// are fixed: 0.8 for epochs 1-3, then halved. With one, whether epoch 2 improves on epoch 1 is the run's own
+    /// affair (it did here, on every OpenBLAS kernel tried), so the rates are checked against the rule applied to
+    /// the validation perplexities the run reported, not against a trajectory recorded on one machine.
     @Test func learningRateDecaysEveryEpochFromTheStartEpoch() throws {
         let period: [Int32] = [0, 1, 2, 3, 4]
         var options = Self.options(epochs: 5)
         options.learningRateDecay = 2
         options.learningRateDecayStart = 3
-        let trainer = Trainer(
-            model: try RNNLanguageModel(configuration: .init(vocabularySize: 5, embeddingSize: 8, hiddenSize: 16), seed: 1),
-            optimizer: SGD(learningRate: 0.8), options: options)
-        let reports = try trainer.train(on: Self.corpus(period, length: 401), validation: Self.corpus(period, length: 41))
-        #expect(reports.map(\.learningRate) == [0.8, 0.8, 0.8, 0.4, 0.2])
-        #expect(trainer.optimizer.learningRate == 0.1)
+        func trainer() throws -> Trainer {
+            Trainer(model: try RNNLanguageModel(configuration: .init(vocabularySize: 5, embeddingSize: 8, hiddenSize: 16), seed: 1),
+                    optimizer: SGD(learningRate: 0.8), options: options)
+        }
+        let unvalidated = try trainer()
+        let fixed = try unvalidated.train(on: Self.corpus(period, length: 401))
+        #expect(fixed.map(\.learningRate) == [0.8, 0.8, 0.8, 0.4, 0.2])
+        #expect(unvalidated.optimizer.learningRate == 0.1)
+
+        let validated = try trainer()
+        let reports = try validated.train(on: Self.corpus(period, length: 401), validation: Self.corpus(period, length: 41))
+        let expected = ResumeFixture.learningRates(following: reports, initial: 0.8, decay: 2, start: 3)
+        #expect(reports.map(\.learningRate) == expected.perEpoch, "valid perplexities \(reports.map(\.validPerplexity))")
+        #expect(validated.optimizer.learningRate == expected.final)
+        // From epoch 3 on the rate halves after every epoch, plateau or not (never twice in one epoch).
+        let rates = reports.map(\.learningRate)
+        #expect(rates.count == 5 && rates[3] == rates[2] / 2 && rates[4] == rates[3] / 2
+                && validated.optimizer.learningRate == rates[4] / 2, "\(rates)")
     }
 
     /// 0 1 1 2 1 1 …: after "1 1" comes 2 if the token before was 0, and 0 if it was 2, so predicting it needs the
@@ -146,13 +164,21 @@ struct NumericTrainingTests {
                                        stateful: false)
         let (a, b) = (stateful.reports.last!.trainPerplexity, stateless.reports.last!.trainPerplexity)
         NumericsErrorLog.note("memory: stateful \(stateful.reports.map(\.trainPerplexity)), stateless \(stateless.reports.map(\.trainPerplexity))")
-        // Observed with this seed after 6 epochs: stateful 1.0002, stateless 1.28 (it cannot do better than guess at
-        // the window's first steps).
-        #expect(a < 1.05, "stateful train perplexity \(a)")
+        // The floor of a stateless model, whatever the machine: the four streams start at offsets ≡ 0 (mod 6) and
+        // windows advance by 2, so windows start at phases 0, 2, 4 equally often. A window's first step sees only
+        // its token; at phases 2 and 4 that token is 1, followed by 2 at phase 2 and by 1 at phase 4, so one output
+        // distribution must serve both and costs at least ln 2 on those 2 of every 6 predictions; every other
+        // prediction is determined by the two tokens a window sees. A fixed model thus has perplexity
+        // ≥ 2^(1/3) ≈ 1.26. Observed after 6 epochs (Haswell/Zen and SkylakeX kernels alike): stateful 1.0002,
+        // stateless 1.28. The stateful bound 1.15 is generous (the loss excess over 0 has a margin of 600) and
+        // still far below the stateless floor, which is the claim: the state carries the token three steps back.
+        #expect(a < 1.15, "stateful train perplexity \(a)")
         #expect(b > 1.2, "stateless train perplexity \(b)")
-        // The same holds for evaluation, which reads each stream statefully window by window.
+        // The same holds for evaluation, which reads each stream statefully window by window: 61 tokens in windows
+        // of 2 start at phases 0, 2, 4 ten times each, so the stateless model's floor 2^(1/3) is exact there.
         let text = Self.corpus(period, length: 61)
-        #expect(try stateful.model.perplexity(on: text, bptt: 2) < 1.1)
+        #expect(try stateful.model.perplexity(on: text, bptt: 2) < 1.15)
+        #expect(try stateless.model.perplexity(on: text, bptt: 2) > 1.25)
     }
 
     @Test func trainingIsBitForBitReproducible() throws {

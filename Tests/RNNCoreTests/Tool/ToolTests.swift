@@ -26,7 +26,8 @@ struct ToolTests {
             #expect(value.map { $0.isFinite && $0 > 0 } == true, "\(key) = \(String(describing: metrics[key]))")
         }
         #expect(ToolTestFixture.number(metrics, "epochs") == 1)
-        // A barely trained model still beats uniform guessing among the 24 types on this very regular text.
+        // A barely trained model still beats uniform guessing among the 27 types on this very regular text
+        // (observed 6.8 with OpenBLAS's Haswell and SkylakeX kernels alike: a margin of 4 on a convergence claim).
         let V = Double(ToolTestFixture.vocabulary.count)
         #expect(ToolTestFixture.number(metrics, "vocabulary_size") == V)
         #expect((ToolTestFixture.number(metrics, "test_perplexity") ?? .infinity) < V)

@@ -18,6 +18,8 @@ enum ResumeFixture {
         var accuracy = false
         var restoreBest = true
         var learningRateDecay: Float = 2
+        /// From this epoch on the rate decays after every epoch (TrainingOptions.learningRateDecayStart).
+        var learningRateDecayStart: Int? = nil
         var validation = true
         /// The steps (batches since the start) after which the run is stopped, saved and resumed from the file.
         var stops: [Int]
@@ -43,6 +45,7 @@ enum ResumeFixture {
         options.clipNorm = 0.5
         options.evaluationBatchSize = 3
         options.learningRateDecay = setup.learningRateDecay
+        options.learningRateDecayStart = setup.learningRateDecayStart
         options.restoreBest = setup.restoreBest
         options.measureAccuracy = setup.accuracy
         options.progressInterval = 10
@@ -84,6 +87,23 @@ enum ResumeFixture {
         return (trainer, saves)
     }
 
+    /// The learning rate of every epoch and after the last one, by the Trainer's rule applied to the validation
+    /// perplexities a run reported: divide after an epoch that did not improve on the best so far, and after every
+    /// epoch from `start` on (never twice).
+    static func learningRates(following reports: [EpochReport], initial: Float, decay: Float, start: Int?)
+        -> (perEpoch: [Float], final: Float) {
+        var rate = initial, best = Double.infinity, perEpoch: [Float] = []
+        for report in reports {
+            perEpoch.append(rate)
+            let scheduled = start.map { report.epoch >= $0 } ?? false
+            if let valid = report.validPerplexity {
+                if valid < best { best = valid } else if decay > 1 && !scheduled { rate /= decay }
+            }
+            if scheduled && decay > 1 { rate /= decay }
+        }
+        return (perEpoch, rate)
+    }
+
     /// Expects two finished runs to agree bit for bit: every epoch report's losses and every parameter.
     static func expectIdentical(_ a: Trainer, _ b: Trainer, _ what: String,
                                 sourceLocation: SourceLocation = #_sourceLocation) {
@@ -120,6 +140,8 @@ struct TrainingResumeTests {
         .init(name: "SGD, no restoreBest, no decay", adam: false, restoreBest: false, learningRateDecay: 1, stops: [150]),
         .init(name: "LSTM, 2 layers, dropout, truncation", layers: 2, cell: .lstm, dropout: 0.3, truncation: 3,
               stops: [50, 180]),
+        // The scheduled decay after epoch 2 happens on every machine, so a resume in epoch 3 must carry it.
+        .init(name: "Adam, scheduled decay from epoch 2", learningRateDecayStart: 2, stops: [150, 250]),
     ]
 
     @Test(arguments: setups)
@@ -135,10 +157,18 @@ struct TrainingResumeTests {
         let (resumed, saves) = try ResumeFixture.interruptedRun(setup, in: scratch)
         #expect(saves == setup.stops.count)
         ResumeFixture.expectIdentical(reference, resumed, "resumed run")
-        if setup.learningRateDecay > 1 && setup.validation {
-            // The runs exercise the decay and the best weights, which the checkpoint must carry.
+        // The runs exercise the decay and the best weights, which the checkpoint must carry. Whether the validation
+        // perplexity stalls is the run's own affair (the reversed text makes it likely, and it did on every OpenBLAS
+        // kernel tried, but with trajectories that differ by machine: one setup's epoch 3 improved on SkylakeX and
+        // not on Haswell), so the rates are checked against the rule applied to the reported perplexities, and a
+        // decay is required only where the schedule forces one.
+        let rates = ResumeFixture.learningRates(following: reference.reports, initial: reference.reports[0].learningRate,
+                                                decay: setup.learningRateDecay, start: setup.learningRateDecayStart)
+        #expect(reference.reports.map(\.learningRate) == rates.perEpoch && reference.optimizer.learningRate == rates.final,
+                "rates \(reference.reports.map(\.learningRate)), then \(reference.optimizer.learningRate); valid \(reference.reports.map(\.validPerplexity))")
+        if setup.learningRateDecay > 1 && setup.learningRateDecayStart != nil {
             #expect(reference.optimizer.learningRate < reference.reports[0].learningRate,
-                    "no decay happened: \(reference.reports.map(\.learningRate)), valid \(reference.reports.map(\.validPerplexity))")
+                    "no decay happened: \(reference.reports.map(\.learningRate))")
         }
     }
 
