@@ -137,10 +137,12 @@ enum RNNFileIO {
 
     /// Reads until end of file, refusing more than `limit` bytes.
     private static func readStream(_ fd: Int32, limit: Int, _ path: String) throws(FileIOFailure) -> [UInt8] {
+        let limit = max(0, limit)
         var bytes: [UInt8] = []
         let chunk = 1 << 16
         while true {
-            let wanted = min(chunk, limit - bytes.count + 1)  // one byte past the limit tells "larger"
+            let room = limit - bytes.count  // never negative here
+            let wanted = room >= chunk ? chunk : room + 1  // one byte past the limit tells "larger"
             let before = bytes.count
             var code: Int32 = 0
             bytes.append(contentsOf: repeatElement(0, count: wanted))

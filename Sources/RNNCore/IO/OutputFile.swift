@@ -32,7 +32,8 @@ public struct OutputFileError: Error, Sendable, Equatable, CustomStringConvertib
 
 /// Checks, locks and clean-up for the files RNNCore writes (models, training checkpoints, downloads).
 ///
-/// The write rule, which ``RNNFileIO/writeAtomically(toPath:_:)`` applies and ``checkWritable(atPath:)`` checks:
+/// The write rule, which every file RNNCore writes follows (``SafeTensorsFile/write(to:)`` and so model and training
+/// checkpoint saves, Penn Treebank downloads) and which ``checkWritable(atPath:)`` checks beforehand:
 /// - A symbolic link is followed (to the end of a chain; a dangling link resolves to the path it names), and the
 ///   file it points to is the one replaced: the link stays a link.
 /// - The resolved target must be absent or a regular file. A character or block device, a FIFO, a socket or a
@@ -162,11 +163,14 @@ public enum OutputFile {
 
     // MARK: Internals
 
-    /// The PID in a temporary's name after `.BASENAME.tmp-`: `"PID-HEX"` with a decimal PID and 1 to 16 hex digits.
+    /// The PID in a temporary's name after `.BASENAME.tmp-`: `"PID-HEX"` with a decimal PID and 1 to 16 lower-case
+    /// hex digits, as ``RNNFileIO/writeAtomically(toPath:_:)`` names them.
     static func temporaryOwner(_ rest: Substring) -> pid_t? {
         let parts = rest.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, (1...10).contains(parts[0].count), (1...16).contains(parts[1].count),
-              parts[0].allSatisfy({ $0 >= "0" && $0 <= "9" }), parts[1].allSatisfy(\.isHexDigit),
+              parts[0].utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              parts[1].utf8.allSatisfy({ ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                  || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }),
               let pid = pid_t(parts[0]), pid > 0
         else { return nil }
         return pid
