@@ -43,7 +43,8 @@ public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyFile(let path):
             return "\(path) is empty."
         case .fileTooLarge(let path, let limit):
-            return "\(path) is larger than the limit of \(limit) bytes (\(ErrorText.byteSize(limit)))."
+            let size = limit >= 1024 ? " (\(ErrorText.byteSize(limit)))" : ""
+            return "\(path) is larger than the limit of \(limit) bytes\(size)."
         case .invalidUTF8(let path, let offset):
             return "\(path ?? "The text") is not valid UTF-8 at byte offset \(offset)."
         case .lineTooLong(let path, let line, let length, let limit):

@@ -122,6 +122,11 @@ extension CheckpointError {
     /// `DecodingError` as "what, at which key" instead of a dump of the enum, anything else as its description.
     static func explain(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return ErrorText.capped("\(error)") }
+        func sentence(_ text: String) -> String {
+            var text = Substring(text)
+            while text.hasSuffix(".") { text = text.dropLast() }
+            return String(text)
+        }
         func location(_ context: DecodingError.Context) -> String {
             let keys = context.codingPath.map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
             return keys.isEmpty ? "" : " (at \(keys.joined(separator: ".")))"
@@ -129,7 +134,7 @@ extension CheckpointError {
         let text: String
         switch error {
         case .dataCorrupted(let context):
-            text = context.debugDescription + location(context)
+            text = sentence(context.debugDescription) + location(context)
         case .keyNotFound(let key, let context):
             text = "the key \(ErrorText.quoted(key.stringValue)) is missing" + location(context)
         case .typeMismatch(let type, let context):
