@@ -234,6 +234,17 @@ struct OutputFileTests {
         third.release()
     }
 
+    @Test("A lock file left behind by a killed process is reused")
+    func staleLockFile() throws {
+        let scratch = try DataIOScratchDirectory()
+        let dead = try Self.deadPID()
+        try scratch.write("\(dead)\n", to: ".m.lock")
+        let lock = try OutputFile.lock(forPath: scratch.path("m"))
+        #expect(try String(contentsOfFile: scratch.path(".m.lock"), encoding: .utf8) == "\(getpid())\n")
+        lock.release()
+        #expect(try scratch.entries() == [])
+    }
+
     @Test("A lock through a symbolic link is the lock of the file it resolves to")
     func lockThroughLink() throws {
         let scratch = try DataIOScratchDirectory()
