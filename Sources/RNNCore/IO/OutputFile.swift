@@ -316,7 +316,7 @@ struct OutputTarget {
         let (resolved, failure) = resolveLinks(path)
         let via = resolved == path ? "it" : "it resolves to \(resolved), which"
         if let failure {
-            throw OutputFileError(path: path, reason: pathFailureReason(failure, via: via))
+            throw OutputFileError(path: path, reason: pathFailureReason(failure))
         }
         var info = stat()
         if lstat(resolved, &info) == 0 {
@@ -327,29 +327,31 @@ struct OutputTarget {
                     reason: "\(via) is \(fileKind(type)), not a regular file; RNNCore writes models and checkpoints only to regular files")
             }
         } else if errno != ENOENT {
-            throw OutputFileError(path: path, reason: pathFailureReason(errno, via: via))
+            throw OutputFileError(path: path, reason: pathFailureReason(errno))
         }
         let directory = RNNFileIO.directoryName(of: resolved)
         let shown = directory.isEmpty ? "." : directory
+        let link = resolved == path ? "" : "it resolves to \(resolved), and "
         var directoryInfo = stat()
         guard stat(shown, &directoryInfo) == 0 else {
             let code = errno
-            if code == ENOENT { throw OutputFileError(path: path, reason: "the directory \(shown) does not exist") }
-            throw OutputFileError(path: path, reason: "the directory \(shown) cannot be examined: \(systemMessage(code))")
+            if code == ENOENT { throw OutputFileError(path: path, reason: "\(link)the directory \(shown) does not exist") }
+            throw OutputFileError(path: path, reason: "\(link)the directory \(shown) cannot be examined: \(systemMessage(code))")
         }
         guard (directoryInfo.st_mode & S_IFMT) == S_IFDIR else {
-            throw OutputFileError(path: path, reason: "\(shown) is \(fileKind(directoryInfo.st_mode & S_IFMT)), not a directory")
+            throw OutputFileError(
+                path: path, reason: "\(link)\(shown) is \(fileKind(directoryInfo.st_mode & S_IFMT)), not a directory")
         }
         guard faccessat(AT_FDCWD, shown, W_OK | X_OK, AT_EACCESS) == 0 else {
             let code = errno
             let detail = code == EROFS ? "it is on a read-only file system" : systemMessage(code)
-            throw OutputFileError(path: path, reason: "the directory \(shown) is not writable: \(detail)")
+            throw OutputFileError(path: path, reason: "\(link)the directory \(shown) is not writable: \(detail)")
         }
         return OutputTarget(requested: path, resolved: resolved, directory: directory)
     }
 
     /// A reason for an `lstat`/`readlink` failure on the way to the target.
-    private static func pathFailureReason(_ code: Int32, via: String) -> String {
+    private static func pathFailureReason(_ code: Int32) -> String {
         switch code {
         case ENOTDIR: return "a component of the path is not a directory"
         case ELOOP: return "there are too many levels of symbolic links"

@@ -152,6 +152,11 @@ struct OutputFileTests {
         #expect(failure.reason.contains(scratch.path("no")), "\(failure.reason)")
         #expect(Self.checkFailure(path)?.reason == failure.reason)
 
+        try FileManager.default.createSymbolicLink(atPath: scratch.path("link"), withDestinationPath: "gone/m")
+        let viaLink = try #require(Self.writeFailure(scratch.path("link")))
+        #expect(viaLink.reason == "it resolves to \(scratch.path("gone/m")), and the directory \(scratch.path("gone")) does not exist")
+        try FileManager.default.removeItem(atPath: scratch.path("link"))
+
         try scratch.write("text", to: "file")
         let underFile = scratch.path("file/m.safetensors")
         #expect(Self.writeFailure(underFile) != nil)
