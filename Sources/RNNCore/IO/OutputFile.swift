@@ -161,6 +161,18 @@ public enum OutputFile {
         throw OutputFileError(path: path, reason: "cannot lock \(lockPath): it keeps being replaced by another process")
     }
 
+    /// Replaces the file at `path` with `bytes` by the write rule (temporary file beside the resolved target,
+    /// `fsync`, rename), for files a tool writes itself, such as an SVG plot.
+    /// - Throws: ``OutputFileError`` with the refusal's reason (the same as ``checkWritable(atPath:)``'s) or the
+    ///   failed call's (`"write: No space left on device"`); an existing file is then left untouched.
+    public static func write(_ bytes: [UInt8], toPath path: String) throws(OutputFileError) {
+        do {
+            try RNNFileIO.writeAtomically(toPath: path) { (file) throws(FileIOFailure) in try file.write(bytes) }
+        } catch {
+            throw OutputFileError(path: path, reason: error.reason)
+        }
+    }
+
     // MARK: Internals
 
     /// The PID in a temporary's name after `.BASENAME.tmp-`: `"PID-HEX"` with a decimal PID and 1 to 16 lower-case

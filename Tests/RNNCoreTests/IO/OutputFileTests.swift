@@ -186,6 +186,19 @@ struct OutputFileTests {
         #expect(try scratch.entries() == ["old"])
     }
 
+    @Test("OutputFile.write follows the same rule: through links, refusing a FIFO with checkWritable's reason")
+    func plainWrite() throws {
+        let scratch = try DataIOScratchDirectory()
+        try FileManager.default.createSymbolicLink(atPath: scratch.path("plot.svg"), withDestinationPath: "real.svg")
+        try OutputFile.write(Array("<svg/>".utf8), toPath: scratch.path("plot.svg"))
+        #expect(Self.fileType(scratch.path("plot.svg")) == S_IFLNK)
+        #expect(try String(contentsOfFile: scratch.path("real.svg"), encoding: .utf8) == "<svg/>")
+        try #require(mkfifo(scratch.path("pipe"), 0o644) == 0)
+        let error = #expect(throws: OutputFileError.self) { try OutputFile.write([1], toPath: scratch.path("pipe")) }
+        #expect(error != nil && error == Self.checkFailure(scratch.path("pipe")))
+        #expect(try scratch.entries() == ["pipe", "plot.svg", "real.svg"])
+    }
+
     // MARK: Same file
 
     @Test("isSameFile: same path, ./a and a, hard and symbolic links, absent files, different files")
