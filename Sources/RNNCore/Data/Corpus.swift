@@ -2,8 +2,21 @@ import Foundation
 
 /// A tokenised text: token ids together with the vocabulary that gives them meaning.
 ///
-/// Load one from a UTF-8 file with ``load(contentsOf:level:maximumLineLength:)``, or a train/validation/test triple
-/// sharing the training vocabulary with ``load(train:valid:test:level:unknownTokens:maximumLineLength:)``.
+/// Load one from a UTF-8 file with ``load(contentsOf:level:maximumLineLength:maximumByteCount:)``, or a
+/// train/validation/test triple sharing the training vocabulary with
+/// ``load(train:valid:test:level:unknownTokens:maximumLineLength:maximumByteCount:)``.
+///
+/// Line ends are normalised before tokenising, at both levels: every run of carriage returns followed by a line
+/// feed (`"\r\n"`, `"\r\r\n"`) becomes `"\n"`, and so does a run of carriage returns that ends the text (a CRLF
+/// file whose last `"\n"` was cut off). A file with Windows line ends therefore gives exactly the tokens of the same
+/// file with Unix ones; a carriage return anywhere else is kept (a character at the character level, whitespace at
+/// the word level). ``Vocabulary`` itself does not normalise: `Vocabulary(building:level:)` on `"\r\n"` sees one
+/// character.
+///
+/// What can be read: regular files, and pipes or character devices (`--train <(zcat corpus.gz)`, `/dev/stdin`),
+/// which are read until end of file up to ``defaultMaximumByteCount`` (or the `maximumByteCount` given). Opening a
+/// FIFO that has no writer blocks until a writer opens it, as `cat` does. Directories, sockets, block devices and
+/// unreadable files are refused with a message naming the file.
 ///
 /// Loading works on the file's bytes (one validation pass, one line-length pass, one tokenisation pass), so Penn
 /// Treebank's 5 MB training file loads in well under a second in a release build.
@@ -35,6 +48,12 @@ public struct Corpus: Sendable, Equatable {
     /// text8.
     public static let defaultMaximumLineLength = 1 << 20
 
+    /// The default limit on the size of a corpus file or stream, in bytes: 4 GiB.
+    ///
+    /// Larger than any corpus an RNN trained on the CPU gets through (PTB's training text is 5 MB); it turns an
+    /// endless stream such as `/dev/zero` into a clear error instead of exhausting memory.
+    public static let defaultMaximumByteCount = 1 << 32
+
     /// The vocabulary the ids refer to.
     public let vocabulary: Vocabulary
 
@@ -56,12 +75,14 @@ public struct Corpus: Sendable, Equatable {
 
     /// Tokenises `text` and builds its vocabulary (ids in order of first appearance).
     /// - Throws: ``DataError/vocabularyTooLarge(limit:)``.
+    ///
+    /// Line ends are normalised first (see ``Corpus``).
     public init(text: String, level: Vocabulary.Level) throws(DataError) {
-        let (vocabulary, ids) = try Vocabulary.build(from: text, level: level)
+        let (vocabulary, ids) = try Vocabulary.build(from: LineEnds.normalized(text), level: level)
         self.init(uncheckedIDs: ids, vocabulary: vocabulary)
     }
 
-    /// Tokenises `text` with an existing vocabulary.
+    /// Tokenises `text` with an existing vocabulary, after normalising its line ends (see ``Corpus``).
     /// - Parameters:
     ///   - text: The text.
     ///   - vocabulary: The vocabulary to encode with.
@@ -71,7 +92,7 @@ public struct Corpus: Sendable, Equatable {
         text: String, vocabulary: Vocabulary,
         unknownTokens: Vocabulary.UnknownTokenPolicy = .mapToUnknownIfPresent
     ) throws(DataError) {
-        let ids = try vocabulary.encode(text, unknownTokens: unknownTokens)
+        let ids = try vocabulary.encode(LineEnds.normalized(text), unknownTokens: unknownTokens)
         self.init(uncheckedIDs: ids, vocabulary: vocabulary)
     }
 
@@ -88,21 +109,24 @@ public struct Corpus: Sendable, Equatable {
 
     // MARK: Loading files
 
-    /// Loads a UTF-8 text file and builds its vocabulary.
+    /// Loads a UTF-8 text file (or a pipe, see ``Corpus``) and builds its vocabulary.
     ///
-    /// A leading UTF-8 byte-order mark is skipped.
+    /// A leading UTF-8 byte-order mark is skipped and line ends are normalised.
     /// - Parameters:
     ///   - url: A file URL.
     ///   - level: The tokenisation level.
     ///   - maximumLineLength: The longest line accepted, in bytes (without the `"\n"`).
-    /// - Throws: ``DataError/fileNotFound(path:)``, ``DataError/fileSystem(path:reason:)``,
-    ///   ``DataError/emptyFile(path:)``, ``DataError/invalidUTF8(path:byteOffset:)``,
-    ///   ``DataError/lineTooLong(path:line:length:limit:)`` or ``DataError/vocabularyTooLarge(limit:)``.
+    ///   - maximumByteCount: The largest file or stream accepted, in bytes.
+    /// - Throws: ``DataError/fileNotFound(path:)``, ``DataError/fileSystem(path:reason:)`` (a directory, a socket,
+    ///   no permission, …), ``DataError/fileTooLarge(path:limit:)``, ``DataError/emptyFile(path:)``,
+    ///   ``DataError/invalidUTF8(path:byteOffset:)``, ``DataError/lineTooLong(path:line:length:limit:)`` or
+    ///   ``DataError/vocabularyTooLarge(limit:)``.
     public static func load(
-        contentsOf url: URL, level: Vocabulary.Level, maximumLineLength: Int = Corpus.defaultMaximumLineLength
+        contentsOf url: URL, level: Vocabulary.Level, maximumLineLength: Int = Corpus.defaultMaximumLineLength,
+        maximumByteCount: Int = Corpus.defaultMaximumByteCount
     ) throws(DataError) -> Corpus {
         let path = url.path
-        let text = try readText(atPath: path, maximumLineLength: maximumLineLength)
+        let text = try readText(atPath: path, maximumLineLength: maximumLineLength, maximumByteCount: maximumByteCount)
         let (vocabulary, ids) = try Vocabulary.build(from: text, level: level, path: path)
         return Corpus(uncheckedIDs: ids, vocabulary: vocabulary)
     }
@@ -113,14 +137,17 @@ public struct Corpus: Sendable, Equatable {
     ///   - vocabulary: The vocabulary to encode with.
     ///   - unknownTokens: What to do with tokens the vocabulary lacks (by default: `"<unk>"` if present, else error).
     ///   - maximumLineLength: The longest line accepted, in bytes (without the `"\n"`).
-    /// - Throws: As ``load(contentsOf:level:maximumLineLength:)``, and ``DataError/unknownToken(_:line:path:)``.
+    ///   - maximumByteCount: The largest file or stream accepted, in bytes.
+    /// - Throws: As ``load(contentsOf:level:maximumLineLength:maximumByteCount:)``, and
+    ///   ``DataError/unknownToken(_:line:path:)``.
     public static func load(
         contentsOf url: URL, vocabulary: Vocabulary,
         unknownTokens: Vocabulary.UnknownTokenPolicy = .mapToUnknownIfPresent,
-        maximumLineLength: Int = Corpus.defaultMaximumLineLength
+        maximumLineLength: Int = Corpus.defaultMaximumLineLength,
+        maximumByteCount: Int = Corpus.defaultMaximumByteCount
     ) throws(DataError) -> Corpus {
         let path = url.path
-        let text = try readText(atPath: path, maximumLineLength: maximumLineLength)
+        let text = try readText(atPath: path, maximumLineLength: maximumLineLength, maximumByteCount: maximumByteCount)
         let ids = try vocabulary.encode(text, unknownTokens: unknownTokens, path: path)
         return Corpus(uncheckedIDs: ids, vocabulary: vocabulary)
     }
@@ -138,26 +165,29 @@ public struct Corpus: Sendable, Equatable {
     ///   - level: The tokenisation level.
     ///   - unknownTokens: What to do with validation or test tokens missing from the training vocabulary.
     ///   - maximumLineLength: The longest line accepted, in bytes (without the `"\n"`).
-    /// - Throws: Any error of ``load(contentsOf:vocabulary:unknownTokens:maximumLineLength:)``.
+    ///   - maximumByteCount: The largest file or stream accepted, in bytes (each of the three).
+    /// - Throws: Any error of ``load(contentsOf:vocabulary:unknownTokens:maximumLineLength:maximumByteCount:)``.
     public static func load(
         train: URL, valid: URL, test: URL, level: Vocabulary.Level,
         unknownTokens: Vocabulary.UnknownTokenPolicy = .mapToUnknownIfPresent,
-        maximumLineLength: Int = Corpus.defaultMaximumLineLength
+        maximumLineLength: Int = Corpus.defaultMaximumLineLength,
+        maximumByteCount: Int = Corpus.defaultMaximumByteCount
     ) throws(DataError) -> Splits {
-        let trainCorpus = try load(contentsOf: train, level: level, maximumLineLength: maximumLineLength)
+        let trainCorpus = try load(
+            contentsOf: train, level: level, maximumLineLength: maximumLineLength, maximumByteCount: maximumByteCount)
         let vocabulary = trainCorpus.vocabulary
         let validCorpus = try load(
             contentsOf: valid, vocabulary: vocabulary, unknownTokens: unknownTokens,
-            maximumLineLength: maximumLineLength)
+            maximumLineLength: maximumLineLength, maximumByteCount: maximumByteCount)
         let testCorpus = try load(
             contentsOf: test, vocabulary: vocabulary, unknownTokens: unknownTokens,
-            maximumLineLength: maximumLineLength)
+            maximumLineLength: maximumLineLength, maximumByteCount: maximumByteCount)
         return Splits(train: trainCorpus, valid: validCorpus, test: testCorpus)
     }
 
     /// Tokenises the bytes of a text with a new vocabulary, validating them exactly as a file is validated.
     /// - Parameters:
-    ///   - bytes: UTF-8 text; a leading byte-order mark is skipped.
+    ///   - bytes: UTF-8 text; a leading byte-order mark is skipped and line ends are normalised (see ``Corpus``).
     ///   - level: The tokenisation level.
     ///   - name: How errors refer to the text (in place of a file path).
     ///   - maximumLineLength: The longest line accepted, in bytes (without the `"\n"`).
@@ -171,17 +201,22 @@ public struct Corpus: Sendable, Equatable {
     }
 
     /// Reads a file and checks that it is non-empty, valid UTF-8 with lines no longer than `maximumLineLength`.
-    static func readText(atPath path: String, maximumLineLength: Int) throws(DataError) -> String {
+    static func readText(atPath path: String, maximumLineLength: Int, maximumByteCount: Int) throws(DataError) -> String {
         let bytes: [UInt8]
         do {
-            bytes = try RNNFileIO.readAll(atPath: path)
+            bytes = try RNNFileIO.readAll(atPath: path, maximumByteCount: maximumByteCount)
         } catch {
-            throw error.isNotFound ? .fileNotFound(path: path) : .fileSystem(path: path, reason: error.reason)
+            if error.isNotFound { throw .fileNotFound(path: path) }
+            if let limit = error.exceededLimit { throw .fileTooLarge(path: path, limit: limit) }
+            throw .fileSystem(path: path, reason: error.reason)
         }
         return try decodeText(bytes, path: path, maximumLineLength: maximumLineLength)
     }
 
-    /// Checks that `bytes` are non-empty, valid UTF-8 with lines no longer than `maximumLineLength`.
+    /// Checks that `bytes` are non-empty, valid UTF-8 with lines no longer than `maximumLineLength`, and returns
+    /// them as text with normalised line ends.
+    ///
+    /// Byte offsets in errors count in `bytes`; line lengths are measured after normalisation (without `"\r"`).
     static func decodeText(_ bytes: [UInt8], path: String, maximumLineLength: Int) throws(DataError) -> String {
         let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
         let start = bytes.starts(with: bom) ? 3 : 0
@@ -191,10 +226,19 @@ public struct Corpus: Sendable, Equatable {
             guard let text = String(validating: body, as: UTF8.self) else {
                 throw .invalidUTF8(path: path, byteOffset: start + (UTF8Scan.firstInvalidOffset(in: body) ?? 0))
             }
-            if let (line, length) = UTF8Scan.firstLine(longerThan: maximumLineLength, in: body) {
-                throw .lineTooLong(path: path, line: line, length: length, limit: maximumLineLength)
+            func checkLines(_ bytes: UnsafeBufferPointer<UInt8>) throws(DataError) {
+                if let (line, length) = UTF8Scan.firstLine(longerThan: maximumLineLength, in: bytes) {
+                    throw .lineTooLong(path: path, line: line, length: length, limit: maximumLineLength)
+                }
             }
-            return text
+            guard let normalized = LineEnds.normalized(body) else {
+                try checkLines(body)
+                return text
+            }
+            return try normalized.withUnsafeBufferPointer { (bytes) throws(DataError) -> String in
+                try checkLines(bytes)
+                return String(decoding: bytes, as: UTF8.self)  // removing "\r" bytes keeps UTF-8 valid
+            }
         }
     }
 }
@@ -256,5 +300,45 @@ enum UTF8Scan {
             start = end + 1
         }
         return nil
+    }
+}
+
+/// The line-end normalisation of corpus text (see ``Corpus``).
+enum LineEnds {
+    /// `bytes` with each run of `"\r"` that precedes a `"\n"` removed and a run of `"\r"` that ends the text
+    /// replaced by `"\n"`; `nil` when `bytes` holds no `"\r"` (nothing to change).
+    static func normalized(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard let base = bytes.baseAddress, memchr(base, 0x0D, bytes.count) != nil else { return nil }
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count)
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let byte = bytes[index]
+            guard byte == 0x0D else {
+                result.append(byte)
+                index += 1
+                continue
+            }
+            var end = index
+            while end < count && bytes[end] == 0x0D { end += 1 }
+            if end == count {
+                result.append(0x0A)  // the text ends in carriage returns: a cut-off CRLF line end
+            } else if bytes[end] != 0x0A {
+                result.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<end]))  // not a line end
+            }
+            index = end
+        }
+        return result
+    }
+
+    /// `text` with its line ends normalised.
+    static func normalized(_ text: String) -> String {
+        guard text.utf8.contains(0x0D) else { return text }
+        var copy = text
+        copy.makeContiguousUTF8()
+        return copy.utf8.withContiguousStorageIfAvailable { bytes in
+            normalized(bytes).map { String(decoding: $0, as: UTF8.self) } ?? copy
+        } ?? copy
     }
 }

@@ -1,7 +1,8 @@
 /// An error from building a vocabulary, loading or encoding a corpus, or downloading a data set.
 ///
 /// Each case carries what a person needs to fix the input: the path, the line or byte offset, the offending token.
-/// `description` renders it as one sentence.
+/// `description` renders it as one sentence; a token is quoted with control characters escaped and at most its first
+/// 60 characters (then `…` and its size in bytes), so a hostile input cannot blow up the message.
 public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file does not exist.
     case fileNotFound(path: String)
@@ -9,6 +10,8 @@ public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
     case fileSystem(path: String, reason: String)
     /// The file holds no bytes, or (for word-level data) no tokens.
     case emptyFile(path: String)
+    /// The file (or the stream read from a pipe or device) holds more than `limit` bytes.
+    case fileTooLarge(path: String, limit: Int)
     /// The bytes at `byteOffset` (counted from the start of the file, or of the text) are not valid UTF-8.
     case invalidUTF8(path: String?, byteOffset: Int)
     /// Line `line` (1-based) holds `length` bytes, more than the limit of `limit` bytes.
@@ -36,9 +39,12 @@ public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .fileNotFound(let path):
             return "No file at \(path)."
         case .fileSystem(let path, let reason):
-            return "Cannot access \(path): \(reason)."
+            return "Cannot access \(path): \(ErrorText.capped(reason))."
         case .emptyFile(let path):
             return "\(path) is empty."
+        case .fileTooLarge(let path, let limit):
+            let size = limit >= 1024 ? " (\(ErrorText.byteSize(limit)))" : ""
+            return "\(path) is larger than the limit of \(limit) bytes\(size)."
         case .invalidUTF8(let path, let offset):
             return "\(path ?? "The text") is not valid UTF-8 at byte offset \(offset)."
         case .lineTooLong(let path, let line, let length, let limit):
@@ -46,19 +52,70 @@ public enum DataError: Error, Sendable, Equatable, CustomStringConvertible {
         case .vocabularyTooLarge(let limit):
             return "The vocabulary would have more than \(limit) tokens."
         case .unknownToken(let token, let line, let path):
-            return "\(path.map { "\($0): line" } ?? "Line") \(line): token \"\(token)\" is not in the vocabulary."
+            return "\(path.map { "\($0): line" } ?? "Line") \(line): token \(ErrorText.quoted(token)) is not in the vocabulary."
         case .duplicateToken(let token):
-            return "The token \"\(token)\" appears twice."
+            return "The token \(ErrorText.quoted(token)) appears twice."
         case .invalidToken(let token, let reason):
-            return "Invalid token \"\(token)\": \(reason)."
+            return "Invalid token \(ErrorText.quoted(token)): \(ErrorText.capped(reason))."
         case .tokenIDOutOfRange(let id, let count):
             return "Token id \(id) is outside 0..<\(count)."
         case .httpStatus(let url, let statusCode):
             return "GET \(url) returned HTTP status \(statusCode)."
         case .networkFailure(let url, let reason):
-            return "GET \(url) failed: \(reason)."
+            return "GET \(url) failed: \(ErrorText.capped(reason))."
         case .checksumMismatch(let path, let expected, let actual):
             return "\(path) has SHA-256 \(actual), expected \(expected)."
         }
+    }
+}
+
+/// Bounded renderings of untrusted text for error messages.
+enum ErrorText {
+    /// The most characters of a token or name an error message quotes.
+    static let quotedCharacterLimit = 60
+
+    /// The most characters of a free-form reason an error message shows.
+    static let reasonCharacterLimit = 500
+
+    /// `text` in double quotes with control characters, `"` and `\` escaped; when it has more than
+    /// ``quotedCharacterLimit`` characters, only those, then `…` and the full size: `"abc…" (16777216 bytes)`.
+    static func quoted(_ text: String) -> String {
+        let head = text.prefix(quotedCharacterLimit)
+        var result = "\""
+        for scalar in head.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        if head.endIndex == text.endIndex { return result + "\"" }
+        return result + "…\" (\(text.utf8.count) bytes)"
+    }
+
+    /// `text` itself, or its first ``reasonCharacterLimit`` characters followed by `… (N bytes)`.
+    static func capped(_ text: String, limit: Int = reasonCharacterLimit) -> String {
+        let head = text.prefix(limit)
+        if head.endIndex == text.endIndex { return text }
+        return head + "… (\(text.utf8.count) bytes)"
+    }
+
+    /// `"4 GiB"`, `"1.5 MiB"`, `"100 bytes"`: a byte count for people.
+    static func byteSize(_ count: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(count) bytes" }
+        let rounded = (value * 10).rounded() / 10
+        return rounded == rounded.rounded() ? "\(Int(rounded)) \(units[unit])" : "\(rounded) \(units[unit])"
     }
 }

@@ -10,6 +10,13 @@
 /// - ``Level/character``: tokens are Unicode `Character`s (extended grapheme clusters); `"\n"` is a normal character
 ///   and `"\r\n"` is one character.
 ///
+/// A vocabulary tokenises the text it is given as it is. ``Corpus`` normalises line ends first (`"\r\n"` and a
+/// final `"\r"` become `"\n"`), so a corpus with Windows line ends gives the same tokens as with Unix ones at both
+/// levels, and `"\r\n"` never becomes a token of a vocabulary built from a corpus.
+///
+/// Errors quote a token with control characters escaped and at most its first 60 characters (then `…` and its size
+/// in bytes), so a hostile token does not make a huge message.
+///
 /// Ids are assigned in order of first appearance when a vocabulary is built from text, so building is deterministic.
 /// Tokens are compared as Swift compares `String`s, by Unicode canonical equivalence: `"caf\u{E9}"` and
 /// `"cafe\u{301}"` are one token, stored in the spelling seen first. A vocabulary holds at most ``maximumCount``

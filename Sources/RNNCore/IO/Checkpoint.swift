@@ -69,7 +69,7 @@ extension RNNLanguageModel {
         do {
             configuration = try JSONDecoder().decode(Configuration.self, from: Data((meta["configuration"] ?? "").utf8))
         } catch {
-            throw .invalidMetadata(reason: "the configuration is missing or malformed: \(error)")
+            throw .invalidMetadata(reason: "the configuration is missing or malformed: \(CheckpointError.explain(error))")
         }
         do {
             try configuration.validate()
@@ -79,7 +79,7 @@ extension RNNLanguageModel {
         do {
             vocabulary = try JSONDecoder().decode(Vocabulary.self, from: Data((meta["vocabulary"] ?? "").utf8))
         } catch {
-            throw .invalidMetadata(reason: "the vocabulary is missing or malformed: \(error)")
+            throw .invalidMetadata(reason: "the vocabulary is missing or malformed: \(CheckpointError.explain(error))")
         }
         guard vocabulary.count == configuration.vocabularySize else {
             throw .invalidMetadata(reason: "the vocabulary has \(vocabulary.count) tokens but the configuration says \(configuration.vocabularySize)")

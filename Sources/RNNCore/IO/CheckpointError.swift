@@ -2,11 +2,14 @@
 ///
 /// Reading validates every field of the file, and each way a file can be malformed has its own case, so a corrupted
 /// or hostile file is reported precisely instead of crashing or allocating without bound. Byte offsets count from the
-/// start of the file; "data" means the byte buffer after the header.
+/// start of the file; "data" means the byte buffer after the header. `description` quotes names with control
+/// characters escaped and at most 60 characters of each (then `…` and the size), and caps free-form reasons, so a
+/// hostile file cannot blow up the message.
 public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file does not exist.
     case fileNotFound(path: String)
-    /// A file-system call failed; `reason` is the system's explanation.
+    /// A file-system call failed, or writing was refused by the write rule of ``OutputFile`` (a device, a FIFO or a
+    /// directory at the path, a missing or unwritable directory); `reason` explains it.
     case fileSystem(path: String, reason: String)
     /// The file has fewer than the 8 bytes of the header-length prefix.
     case fileTooShort(byteCount: Int)
@@ -62,7 +65,7 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
         case .fileNotFound(let path):
             return "No checkpoint at \(path)."
         case .fileSystem(let path, let reason):
-            return "Cannot access \(path): \(reason)."
+            return "Cannot access \(path): \(ErrorText.capped(reason))."
         case .fileTooShort(let count):
             return "The file has \(count) bytes, fewer than the 8-byte header length."
         case .headerTooLarge(let count, let limit):
@@ -72,44 +75,75 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
         case .headerNotUTF8(let offset):
             return "The header is not valid UTF-8 at byte offset \(offset)."
         case .headerNotJSON(let offset, let reason):
-            return "The header is not valid JSON at byte offset \(offset): \(reason)."
+            return "The header is not valid JSON at byte offset \(offset): \(ErrorText.capped(reason))."
         case .headerNotObject:
             return "The header is not a JSON object."
         case .duplicateName(let name):
-            return "The header names \"\(name)\" twice."
+            return "The header names \(ErrorText.quoted(name)) twice."
         case .invalidEntry(let name, let reason):
-            return "Tensor \"\(name)\": \(reason)."
+            return "Tensor \(ErrorText.quoted(name)): \(ErrorText.capped(reason))."
         case .unsupportedDType(let name, let dtype):
-            return "Tensor \"\(name)\" has unsupported dtype \"\(dtype)\" (supported: F32, I32)."
+            return "Tensor \(ErrorText.quoted(name)) has unsupported dtype \(ErrorText.quoted(dtype)) (supported: F32, I32)."
         case .invalidShape(let name, let reason):
-            return "Tensor \"\(name)\" has an invalid shape: \(reason)."
+            return "Tensor \(ErrorText.quoted(name)) has an invalid shape: \(ErrorText.capped(reason))."
         case .shapeOverflow(let name):
-            return "The size of tensor \"\(name)\" overflows."
+            return "The size of tensor \(ErrorText.quoted(name)) overflows."
         case .invalidDataOffsets(let name, let reason):
-            return "Tensor \"\(name)\" has invalid data_offsets: \(reason)."
+            return "Tensor \(ErrorText.quoted(name)) has invalid data_offsets: \(ErrorText.capped(reason))."
         case .byteCountMismatch(let name, let expected, let actual):
-            return "Tensor \"\(name)\" needs \(expected) bytes but its data_offsets span \(actual)."
+            return "Tensor \(ErrorText.quoted(name)) needs \(expected) bytes but its data_offsets span \(actual)."
         case .dataBeyondFileEnd(let name, let end, let count):
-            return "Tensor \"\(name)\" ends at data offset \(end), beyond the \(count) bytes of data."
+            return "Tensor \(ErrorText.quoted(name)) ends at data offset \(end), beyond the \(count) bytes of data."
         case .offsetsNotContiguous(let name, let expected, let actual):
             let kind = actual > expected ? "a gap" : "an overlap"
-            return "Tensor \"\(name)\" begins at data offset \(actual), not \(expected): \(kind) in the data."
+            return "Tensor \(ErrorText.quoted(name)) begins at data offset \(actual), not \(expected): \(kind) in the data."
         case .incompleteCoverage(let covered, let count):
             return "The tensors cover \(covered) of the \(count) bytes of data."
         case .invalidMetadata(let reason):
-            return "Invalid __metadata__: \(reason)."
+            return "Invalid __metadata__: \(ErrorText.capped(reason))."
         case .reservedName(let name):
-            return "\"\(name)\" is reserved and cannot name a tensor."
+            return "\(ErrorText.quoted(name)) is reserved and cannot name a tensor."
         case .elementCountMismatch(let name, let shape, let count):
-            return "Tensor \"\(name)\" has shape \(shape) but \(count) values."
+            return "Tensor \(ErrorText.quoted(name)) has shape \(ErrorText.capped("\(shape)", limit: 200)) but \(count) values."
         case .missingTensor(let name):
-            return "The checkpoint has no tensor \"\(name)\"."
+            return "The checkpoint has no tensor \(ErrorText.quoted(name))."
         case .dtypeMismatch(let name, let expected, let actual):
-            return "Tensor \"\(name)\" has dtype \(actual), expected \(expected)."
+            return "Tensor \(ErrorText.quoted(name)) has dtype \(ErrorText.quoted(actual)), expected \(expected)."
         case .shapeMismatch(let name, let expected, let actual):
-            return "Tensor \"\(name)\" has shape \(actual), expected \(expected)."
+            return "Tensor \(ErrorText.quoted(name)) has shape \(ErrorText.capped("\(actual)", limit: 200)), expected \(ErrorText.capped("\(expected)", limit: 200))."
         case .trainingDataMismatch(let text, let expected, let actual):
-            return "The \(text) text is not the one this run was trained on: it has \(actual), the checkpoint expects \(expected)."
+            return "The \(text) text is not the one this run was trained on: it has \(ErrorText.capped(actual)), the checkpoint expects \(ErrorText.capped(expected))."
         }
+    }
+}
+
+extension CheckpointError {
+    /// A readable one-line account of an error met while decoding a JSON document of the metadata: a
+    /// `DecodingError` as "what, at which key" instead of a dump of the enum, anything else as its description.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return ErrorText.capped("\(error)") }
+        func sentence(_ text: String) -> String {
+            var text = Substring(text)
+            while text.hasSuffix(".") { text = text.dropLast() }
+            return String(text)
+        }
+        func location(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
+            return keys.isEmpty ? "" : " (at \(keys.joined(separator: ".")))"
+        }
+        let text: String
+        switch error {
+        case .dataCorrupted(let context):
+            text = sentence(context.debugDescription) + location(context)
+        case .keyNotFound(let key, let context):
+            text = "the key \(ErrorText.quoted(key.stringValue)) is missing" + location(context)
+        case .typeMismatch(let type, let context):
+            text = "a value is not of type \(type)" + location(context)
+        case .valueNotFound(let type, let context):
+            text = "a value of type \(type) is missing" + location(context)
+        @unknown default:
+            text = "\(error)"
+        }
+        return ErrorText.capped(text)
     }
 }

@@ -9,33 +9,114 @@ import Musl
 import Darwin
 #endif
 
-/// A failed file-system call: which call, on which path, with which `errno`.
+/// A failed file-system call: which call, on which path, with which `errno`; or a refusal with its own explanation.
 struct FileIOFailure: Error, Sendable {
-    /// The path the call was made on.
+    /// The path the caller named (for a write: the target, not the temporary file).
     let path: String
     /// The call that failed, e.g. `"open"`.
     let operation: String
-    /// The `errno` value.
+    /// The `errno` value (0 for a refusal that is not one call's failure).
     let code: Int32
+    /// A complete explanation that replaces `"operation: system message"` in ``reason``.
+    var explanation: String? = nil
+    /// The limit in bytes, when reading stopped because the file holds more.
+    var exceededLimit: Int? = nil
+
+    init(path: String, operation: String, code: Int32, explanation: String? = nil, exceededLimit: Int? = nil) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+        self.explanation = explanation
+        self.exceededLimit = exceededLimit
+    }
+
+    /// A write refused by the write rule of ``OutputFile``; ``reason`` is the refusal's reason.
+    init(_ refusal: OutputFileError) {
+        self.init(path: refusal.path, operation: "check", code: 0, explanation: refusal.reason)
+    }
 
     /// Whether the failure means the file (or a directory on its path) does not exist.
-    var isNotFound: Bool { code == ENOENT }
+    var isNotFound: Bool { code == ENOENT && explanation == nil }
 
-    /// `"open: No such file or directory"`.
-    var reason: String { "\(operation): \(String(cString: strerror(code)))" }
+    /// `"open: No such file or directory"`, or the explanation.
+    var reason: String { explanation ?? "\(operation): \(String(cString: strerror(code)))" }
 }
 
 /// POSIX helpers for reading a whole file and for replacing a file atomically.
 enum RNNFileIO {
-    /// Reads the whole file at `path`; never allocates more than the size `fstat` reports.
-    static func readAll(atPath path: String) throws(FileIOFailure) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileIOFailure(path: path, operation: "open", code: errno) }
-        defer { close(fd) }
+    /// The most bytes ``readAll(atPath:maximumByteCount:)`` reads from a pipe or character device when the caller
+    /// gives no limit: 4 GiB.
+    static let defaultMaximumStreamByteCount = 1 << 32
+
+    /// Reads the whole file at `path` (symbolic links followed).
+    ///
+    /// - A regular file is read in one allocation of the size `fstat` reports (a file that reports size 0, such as
+    ///   those in `/proc`, is streamed instead).
+    /// - A FIFO or character device (a pipe such as `<(zcat x.gz)`, `/dev/stdin`) is read until end of file, and
+    ///   refused once it has given more than the limit, so `/dev/zero` ends with an error instead of filling memory.
+    ///   Opening a FIFO that has no writer blocks until a writer opens it, as `cat` does.
+    /// - A directory, a socket or a block device is refused with a reason saying what it is.
+    /// - Parameter maximumByteCount: The most bytes accepted; `nil` accepts regular files of any size and streams
+    ///   up to ``defaultMaximumStreamByteCount``.
+    /// - Throws: A ``FileIOFailure`` whose ``FileIOFailure/reason`` is readable; ``FileIOFailure/exceededLimit`` is
+    ///   set when the file is larger than the limit.
+    static func readAll(atPath path: String, maximumByteCount: Int? = nil) throws(FileIOFailure) -> [UInt8] {
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw FileIOFailure(path: path, operation: "fstat", code: errno) }
-        guard (info.st_mode & S_IFMT) != S_IFDIR else { throw FileIOFailure(path: path, operation: "read", code: EISDIR) }
-        let size = Int(info.st_size)
+        guard stat(path, &info) == 0 else { throw readFailure(path, "stat", errno) }
+        try checkReadable(info.st_mode & S_IFMT, path)
+        var fd: Int32
+        repeat { fd = open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
+        guard fd >= 0 else { throw readFailure(path, "open", errno) }
+        defer { close(fd) }
+        guard fstat(fd, &info) == 0 else { throw readFailure(path, "fstat", errno) }
+        let type = info.st_mode & S_IFMT
+        try checkReadable(type, path)  // it may have been replaced between stat and open
+        if type == S_IFREG && info.st_size > 0 {
+            let size = Int(info.st_size)
+            if let limit = maximumByteCount, size > limit { throw tooLarge(path, limit) }
+            return try readExactly(fd, size, path)
+        }
+        return try readStream(fd, limit: maximumByteCount ?? defaultMaximumStreamByteCount, path)
+    }
+
+    /// Refuses the kinds of file that are never read whole.
+    private static func checkReadable(_ type: mode_t, _ path: String) throws(FileIOFailure) {
+        switch type {
+        case S_IFREG, S_IFIFO, S_IFCHR:
+            return
+        case S_IFDIR:
+            throw FileIOFailure(path: path, operation: "read", code: EISDIR, explanation: "it is a directory, not a file")
+        default:
+            throw FileIOFailure(
+                path: path, operation: "read", code: EINVAL,
+                explanation: "it is \(fileKind(type)); RNNCore reads regular files, pipes and character devices")
+        }
+    }
+
+    /// A read-side failure of `operation` with a readable explanation for the common `errno` values.
+    private static func readFailure(_ path: String, _ operation: String, _ code: Int32) -> FileIOFailure {
+        let explanation: String?
+        switch code {
+        case ENOENT: explanation = nil  // reported as "not found" by the callers
+        case EACCES where operation == "open": explanation = "permission denied: this user may not read it"
+        case EACCES: explanation = "permission denied: a directory on its path cannot be searched"
+        case ENOTDIR: explanation = "a component of the path is not a directory"
+        case ELOOP: explanation = "there are too many levels of symbolic links"
+        case ENAMETOOLONG: explanation = "the path is too long"
+        case EISDIR: explanation = "it is a directory, not a file"
+        default: explanation = nil
+        }
+        return FileIOFailure(path: path, operation: operation, code: code, explanation: explanation)
+    }
+
+    private static func tooLarge(_ path: String, _ limit: Int) -> FileIOFailure {
+        FileIOFailure(
+            path: path, operation: "read", code: EFBIG,
+            explanation: "it is larger than the limit of \(limit) bytes", exceededLimit: limit)
+    }
+
+    /// Reads `size` bytes (fewer if the file shrinks meanwhile).
+    private static func readExactly(_ fd: Int32, _ size: Int, _ path: String) throws(FileIOFailure) -> [UInt8] {
         var failure: FileIOFailure? = nil
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             initialized = 0
@@ -43,7 +124,7 @@ enum RNNFileIO {
                 let n = read(fd, buffer.baseAddress! + initialized, size - initialized)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    failure = FileIOFailure(path: path, operation: "read", code: errno)
+                    failure = readFailure(path, "read", errno)
                     return
                 }
                 if n == 0 { break }  // the file shrank while we read it
@@ -52,6 +133,30 @@ enum RNNFileIO {
         }
         if let failure { throw failure }
         return bytes
+    }
+
+    /// Reads until end of file, refusing more than `limit` bytes.
+    private static func readStream(_ fd: Int32, limit: Int, _ path: String) throws(FileIOFailure) -> [UInt8] {
+        let limit = max(0, limit)
+        var bytes: [UInt8] = []
+        let chunk = 1 << 16
+        while true {
+            let room = limit - bytes.count  // never negative here
+            let wanted = room >= chunk ? chunk : room + 1  // one byte past the limit tells "larger"
+            let before = bytes.count
+            var code: Int32 = 0
+            bytes.append(contentsOf: repeatElement(0, count: wanted))
+            let n = bytes.withUnsafeMutableBufferPointer { buffer in
+                var n: Int
+                repeat { n = read(fd, buffer.baseAddress! + before, wanted) } while n < 0 && errno == EINTR
+                if n < 0 { code = errno }
+                return n
+            }
+            guard n >= 0 else { throw readFailure(path, "read", code) }
+            bytes.removeLast(wanted - n)
+            if n == 0 { return bytes }
+            if bytes.count > limit { throw tooLarge(path, limit) }
+        }
     }
 
     /// Returns whether something exists at `path`.
@@ -76,29 +181,56 @@ enum RNNFileIO {
         }
     }
 
-    /// Replaces the file at `path` atomically with the bytes that `body` writes.
+    /// Replaces the file at `path` atomically with the bytes that `body` writes, following the write rule of
+    /// ``OutputFile``.
     ///
-    /// The bytes go to a new temporary file in the same directory, which is flushed with `fsync` and then renamed
-    /// over `path`; the directory is synced too. If anything fails, including `body`, the temporary file is removed
-    /// and an existing file at `path` is left untouched.
+    /// - A symbolic link at `path` is followed (a chain to its end; a dangling link to the path it names) and the
+    ///   file it resolves to is replaced, so the link stays a link and its target gets the content.
+    /// - The resolved target must be absent or a regular file: a character or block device (`/dev/null`), a FIFO,
+    ///   a socket or a directory is refused before anything is created, as is a missing or unwritable directory.
+    ///   The refusal's reason is the one ``OutputFile/checkWritable(atPath:)`` gives.
+    /// - Stale temporaries of the target (``OutputFile/removeStaleTemporaries(forPath:)``) are removed first.
+    /// - The bytes go to a new temporary file `.BASENAME.tmp-PID-HEX` beside the resolved target, which is flushed
+    ///   with `fsync` and renamed over it; the directory is synced too. A replaced file keeps its permission bits.
+    ///   If anything fails, including `body`, the temporary file is removed and an existing file is left untouched.
+    /// - Throws: A ``FileIOFailure`` whose path is `path` as given (never the temporary file's).
     static func writeAtomically(
         toPath path: String, _ body: (borrowing RNNFileWriter) throws(FileIOFailure) -> Void
     ) throws(FileIOFailure) {
-        let directory = directoryName(of: path)
-        let base = String(path.split(separator: "/", omittingEmptySubsequences: true).last ?? "file")
+        let target: OutputTarget
+        do {
+            target = try OutputTarget.resolve(path)
+        } catch {
+            throw FileIOFailure(error)
+        }
+        OutputFile.removeStaleTemporaries(forPath: target.resolved)
+        let directory = target.directory
         var generator = SystemRandomNumberGenerator()
         let suffix = String(generator.next() as UInt64, radix: 16)
-        let temporaryPath = (directory.isEmpty ? "" : directory + "/") + ".\(base).tmp-\(getpid())-\(suffix)"
+        let temporaryPath = (directory.isEmpty ? "" : directory + "/")
+            + ".\(baseName(of: target.resolved)).tmp-\(getpid())-\(suffix)"
 
         let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileIOFailure(path: temporaryPath, operation: "open", code: errno) }
+        guard fd >= 0 else {
+            let code = errno
+            throw FileIOFailure(
+                path: path, operation: "open", code: code,
+                explanation: "cannot create the temporary file \(temporaryPath): \(systemMessage(code))")
+        }
+        var existing = stat()
+        if stat(target.resolved, &existing) == 0 { _ = fchmod(fd, existing.st_mode & 0o7777) }
         var isOpen = true
         do throws(FileIOFailure) {
-            try body(RNNFileWriter(fd: fd, path: temporaryPath))
-            guard fsync(fd) == 0 else { throw FileIOFailure(path: temporaryPath, operation: "fsync", code: errno) }
+            do throws(FileIOFailure) {
+                try body(RNNFileWriter(fd: fd, path: temporaryPath))
+            } catch {
+                throw FileIOFailure(
+                    path: path, operation: error.operation, code: error.code, explanation: error.explanation)
+            }
+            guard fsync(fd) == 0 else { throw FileIOFailure(path: path, operation: "fsync", code: errno) }
             isOpen = false
-            guard close(fd) == 0 else { throw FileIOFailure(path: temporaryPath, operation: "close", code: errno) }
-            guard rename(temporaryPath, path) == 0 else {
+            guard close(fd) == 0 else { throw FileIOFailure(path: path, operation: "close", code: errno) }
+            guard rename(temporaryPath, target.resolved) == 0 else {
                 throw FileIOFailure(path: path, operation: "rename", code: errno)
             }
         } catch {
@@ -112,6 +244,11 @@ enum RNNFileIO {
             _ = fsync(directoryFD)
             close(directoryFD)
         }
+    }
+
+    /// The last component of `path` (trailing slashes ignored), or `"file"` when there is none.
+    static func baseName(of path: String) -> String {
+        String(path.split(separator: "/", omittingEmptySubsequences: true).last ?? "file")
     }
 
     /// The directory part of `path` (`""` when there is none; `"/"` for a file in the root).

@@ -312,8 +312,13 @@ public struct SafeTensorsFile: Sendable, Equatable {
 
     /// Writes the file atomically: to a temporary file in the same directory, flushed with `fsync`, then renamed
     /// over `url`. On any error the temporary file is removed and an existing file at `url` is left untouched.
+    ///
+    /// The write rule of ``OutputFile`` applies: a symbolic link is written through (the file it points to is
+    /// replaced), and a device, FIFO, socket or directory at `url`, or a missing or unwritable directory, is refused
+    /// before anything is created.
     /// - Throws: ``CheckpointError/reservedName(_:)``, ``CheckpointError/elementCountMismatch(name:shape:valueCount:)``
-    ///   or ``CheckpointError/fileSystem(path:reason:)``.
+    ///   or ``CheckpointError/fileSystem(path:reason:)`` (its path is `url`'s, its reason the refusal's or the failed
+    ///   call's).
     public func write(to url: URL) throws(CheckpointError) {
         let (header, order) = try makeHeader()
         do {
