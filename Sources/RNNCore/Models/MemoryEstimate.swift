@@ -158,7 +158,7 @@ extension RNNLanguageModel.Configuration {
         let stateGradients: Int
         switch cell {
         case .rnn:
-            workspace = Saturating.sum(Saturating.multiply(2, NT, H), Saturating.multiply(k > 0 ? 2 * k - 1 : 1, NH))
+            workspace = Saturating.sum(Saturating.multiply(2, NT, H), Saturating.multiply(k > 0 ? Saturating.multiply(2, k) - 1 : 1, NH))
             stateGradients = NH
         case .lstm:
             let perRow = k > 0
