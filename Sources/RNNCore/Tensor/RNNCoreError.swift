@@ -50,7 +50,7 @@ public enum RNNCoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidArgument(message): "invalid argument: \(message)"
         case let .invalidState(message): "invalid state: \(message)"
         case let .insufficientMemory(required, available, what):
-            "not enough memory: \(what) needs about \(MemoryEstimate.format(required)), only \(MemoryEstimate.format(available)) available (the least of free memory, the address-space and data limits, and the cgroup limit)"
+            "not enough memory for \(what): it needs about \(MemoryEstimate.format(required)), only \(MemoryEstimate.format(available)) available (the least of free memory, the address-space and data limits, and the cgroup limit)"
         }
     }
 }
