@@ -153,8 +153,7 @@ extension Trainer {
     /// because its `shouldStop` hook asked it to.
     /// - Parameter metadata: extra `__metadata__` strings (keys outside ``TrainingCheckpoint/reservedMetadataKeys``).
     /// - Throws: ``CheckpointError/invalidEntry(name:reason:)`` when a weight or optimizer slot is NaN or infinite
-    ///   (nothing is written, so a good checkpoint at `url` survives a diverged run; the same for an epoch whose
-    ///   mean loss so far has no finite perplexity, an ``CheckpointError/invalidMetadata(reason:)``),
+    ///   (nothing is written, so a good checkpoint at `url` survives a diverged run),
     ///   ``CheckpointError/invalidMetadata(reason:)`` for a vocabulary that does not fit, an optimizer other than
     ///   SGD and Adam, a trainer that has not trained yet or is training, or a file-system error.
     public func saveTrainingState(to url: URL, vocabulary: Vocabulary,
@@ -169,10 +168,6 @@ extension Trainer {
         }
         guard let data else {
             throw .invalidMetadata(reason: "nothing to save: train(on:) has not run yet")
-        }
-        // What loading refuses is not written either (and a good checkpoint at the path survives).
-        if run.counted > 0, !(run.lossSum / Double(run.counted) <= TrainingCheckpoint.largestMeanLoss) {
-            throw .invalidMetadata(reason: "the epoch's mean training loss so far, \(run.lossSum / Double(run.counted)) nats per token, has no finite perplexity: training diverged; the training state was not saved")
         }
         guard vocabulary.count == model.configuration.vocabularySize else {
             throw .invalidMetadata(reason: "the vocabulary has \(vocabulary.count) tokens but the model \(model.configuration.vocabularySize)")
@@ -342,8 +337,9 @@ extension TrainingCheckpoint {
         try require(p.lossSum.isFinite && p.lossSum >= 0, "progress", "loss sum \(p.lossSum) is not a finite non-negative number")
         try require(p.countedBatches > 0 || p.lossSum == 0, "progress",
                     "loss sum \(p.lossSum) without any applied update")
-        try require(p.countedBatches == 0 || p.lossSum / Double(p.countedBatches) <= Self.largestMeanLoss, "progress",
-                    "loss sum \(p.lossSum) over \(p.countedBatches) updates is a mean loss of \(p.lossSum / Double(max(p.countedBatches, 1))) nats per token, whose perplexity is not finite (the mean can be at most \(Self.largestMeanLoss))")
+        let largestMeanLoss = Self.largestMeanLoss(vocabularySize: configuration.vocabularySize)
+        try require(p.countedBatches == 0 || p.lossSum / Double(p.countedBatches) <= largestMeanLoss, "progress",
+                    "loss sum \(p.lossSum) over \(p.countedBatches) updates is a mean loss of \(p.lossSum / Double(max(p.countedBatches, 1))) nats per token, more than float32 logits can give (at most \(largestMeanLoss))")
         try require(p.epochSeconds.isFinite && p.elapsedSeconds.isFinite && p.epochSeconds >= 0
                     && p.epochSeconds <= p.elapsedSeconds, "progress",
                     "epoch seconds \(p.epochSeconds) and elapsed seconds \(p.elapsedSeconds) must be finite, with 0 ≤ epoch ≤ elapsed")

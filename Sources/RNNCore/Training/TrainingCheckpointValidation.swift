@@ -4,8 +4,13 @@
 import Foundation
 
 extension TrainingCheckpoint {
-    /// The largest mean loss (nats per token) whose perplexity exp(loss) is finite: log(Double.greatestFiniteMagnitude).
-    static let largestMeanLoss = log(Double.greatestFiniteMagnitude)
+    /// The largest mean loss (nats per token) a window of finite float32 logits over V classes can have: a token's
+    /// loss is (max − z) + log Σ exp(z − max) ≤ 2 · Float.greatestFiniteMagnitude + log V (with a margin for the
+    /// rounding of the double sums). A diverged run reaches such losses, whose perplexity overflows to infinity;
+    /// a larger running sum (1e308) was not written by a run.
+    static func largestMeanLoss(vocabularySize V: Int) -> Double {
+        (2 * Double(Float.greatestFiniteMagnitude) + log(Double(max(V, 1)))) * (1 + 1e-6)
+    }
 
     /// a · b mod m for 0 ≤ a, b < m, without overflow.
     static func product(_ a: Int, _ b: Int, modulo m: Int) -> Int {
