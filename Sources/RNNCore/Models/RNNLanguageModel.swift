@@ -129,8 +129,12 @@ public final class RNNLanguageModel {
 
     /// Creates a model with the textbook's initialisation, drawn from a seeded generator: embedding N(0, 0.01²),
     /// recurrent and output weights N(0, 1/fan_in), biases zero.
+    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` for a configuration out of range, or
+    ///   ``RNNCoreError/insufficientMemory(required:available:what:)`` (before allocating) when the parameters and
+    ///   their gradients do not fit the memory this process can still allocate.
     public convenience init(configuration: Configuration, seed: UInt64) throws(RNNCoreError) {
         try configuration.validate()
+        try configuration.requireMemoryForModel(parametersExist: false)
         var rng = Xoshiro256StarStar(seed: seed)
         func normal(_ shape: [Int], _ std: Float) -> Tensor {
             var t = Tensor(zeros: shape)
@@ -154,8 +158,11 @@ public final class RNNLanguageModel {
 
     /// Creates a model from named tensors (as stored in a checkpoint); every tensor must be present with the shape
     /// the configuration implies, and no other tensor may be given.
+    /// - Throws: ``RNNCoreError/insufficientMemory(required:available:what:)`` (before allocating) when the
+    ///   gradients do not fit the memory left.
     public init(configuration: Configuration, tensors: [String: Tensor], dropoutSeed: UInt64 = 0) throws(RNNCoreError) {
         try configuration.validate()
+        try configuration.requireMemoryForModel(parametersExist: true)
         dropoutGenerator = Xoshiro256StarStar(seed: dropoutSeed)
         let (V, D, H) = (configuration.vocabularySize, configuration.embeddingSize, configuration.hiddenSize)
         let shapes = Dictionary(uniqueKeysWithValues: configuration.parameterShapes.map { ($0.name, $0.shape) })

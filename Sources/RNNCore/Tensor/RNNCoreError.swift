@@ -38,6 +38,9 @@ public enum RNNCoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(String)
     /// A call made in the wrong order (for example `backward` before `forward`).
     case invalidState(String)
+    /// `what` needs about `required` bytes, more than the `available` bytes this process can still allocate
+    /// (``SystemMemory/available()``): refused before allocating anything.
+    case insufficientMemory(required: Int, available: Int, what: String)
 
     /// A readable explanation.
     public var description: String {
@@ -46,6 +49,8 @@ public enum RNNCoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .shapeMismatch(message): "shape mismatch: \(message)"
         case let .invalidArgument(message): "invalid argument: \(message)"
         case let .invalidState(message): "invalid state: \(message)"
+        case let .insufficientMemory(required, available, what):
+            "not enough memory for \(what): it needs about \(MemoryEstimate.format(required)), only \(MemoryEstimate.format(available)) available (the least of free memory, the address-space and data limits, and the cgroup limit)"
         }
     }
 }

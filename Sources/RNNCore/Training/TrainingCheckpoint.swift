@@ -295,6 +295,8 @@ extension TrainingCheckpoint {
                     "batch size \(o.batchSize), bptt \(o.bptt), epochs \(o.epochs) and evaluation batch size \(o.evaluationBatchSize) must be at least 1")
         try require(o.clipNorm.map { $0.isFinite && $0 >= 0 } ?? true, "options", "clip norm \(o.clipNorm!) is not a finite non-negative number")
         try require(o.learningRateDecay.isFinite && o.learningRateDecay >= 1, "options", "learning rate decay \(o.learningRateDecay) is below 1")
+        let (tokensPerBatch, batchOverflow) = o.batchSize.multipliedReportingOverflow(by: o.bptt)
+        try require(!batchOverflow, "options", "batch size \(o.batchSize) × bptt \(o.bptt) overflows")
 
         layers = try decode(LayersRecord.self, "layers")
         try require(layers.stateful.count == configuration.layers && layers.truncation.count == configuration.layers
@@ -306,32 +308,68 @@ extension TrainingCheckpoint {
             try require(fingerprint.sha256.count == 64 && fingerprint.sha256.allSatisfy(\.isHexDigit)
                         && fingerprint.sha256 == fingerprint.sha256.lowercased(), "data", "\"\(fingerprint.sha256)\" is not a SHA-256")
         }
-        try require(data.train.tokenCount > o.batchSize * o.bptt, "data",
+        try require(data.train.tokenCount > tokensPerBatch, "data",
                     "\(data.train.tokenCount) training tokens are too few for batch \(o.batchSize) × bptt \(o.bptt)")
         try require((data.valid?.tokenCount ?? 2) >= 2, "data", "a validation text needs at least 2 tokens")
         trainingData = data.train
         validationData = data.valid
 
-        // The position, checked against the data size: the batcher's time index is step·T modulo the text.
+        // The position, checked against the data size: the batcher's time index is step·T modulo the text. Every
+        // product below is bounded by a check before it, so that no tampered number can overflow.
         let p = try decode(ProgressRecord.self, "progress")
         let size = data.train.tokenCount - 1
-        let batchesPerEpoch = size / (o.batchSize * o.bptt)
+        let batchesPerEpoch = size / tokensPerBatch
+        let (allSteps, stepsOverflow) = o.epochs.multipliedReportingOverflow(by: batchesPerEpoch)
+        try require(!stepsOverflow && allSteps < Int.max, "options",
+                    "\(o.epochs) epochs of \(batchesPerEpoch) batches overflow the step count")
         try require((1...o.epochs + 1).contains(p.epoch), "progress", "epoch \(p.epoch) outside 1...\(o.epochs + 1)")
         try require((0..<batchesPerEpoch).contains(p.batch) && (p.epoch <= o.epochs || p.batch == 0), "progress",
                     "batch \(p.batch) outside an epoch of \(batchesPerEpoch) batches")
         try require(p.step == (p.epoch - 1) * batchesPerEpoch + p.batch, "progress",
                     "step \(p.step) is not batch \(p.batch) of epoch \(p.epoch) with \(batchesPerEpoch) batches an epoch")
-        try require(p.timeIndex == (p.step % size) * (o.bptt % size) % size, "progress",
+        try require(p.timeIndex == Self.product(p.step % size, o.bptt % size, modulo: size), "progress",
                     "time index \(p.timeIndex) is not where \(p.step) batches of \(o.bptt) steps lead in \(size) positions")
-        try require(p.countedBatches >= 0 && p.skippedBatches >= 0 && p.countedBatches + p.skippedBatches == p.batch,
+        try require((0...p.batch).contains(p.countedBatches) && (0...p.batch).contains(p.skippedBatches)
+                    && p.countedBatches + p.skippedBatches == p.batch,
                     "progress", "\(p.countedBatches) applied and \(p.skippedBatches) skipped updates do not add up to \(p.batch) batches")
-        try require(p.correctPredictions >= 0 && p.correctPredictions <= p.countedBatches * o.batchSize * o.bptt,
-                    "progress", "\(p.correctPredictions) correct predictions")
-        try require(p.lossSum.isFinite && p.lossSum >= 0, "progress", "loss sum \(p.lossSum)")
+        try require(p.correctPredictions >= 0 && p.correctPredictions <= p.countedBatches * tokensPerBatch,
+                    "progress", "\(p.correctPredictions) correct predictions out of \(p.countedBatches * tokensPerBatch) predicted tokens")
+        try require(p.lossSum.isFinite && p.lossSum >= 0, "progress", "loss sum \(p.lossSum) is not a finite non-negative number")
+        try require(p.countedBatches > 0 || p.lossSum == 0, "progress",
+                    "loss sum \(p.lossSum) without any applied update")
+        let largestMeanLoss = Self.largestMeanLoss(vocabularySize: configuration.vocabularySize)
+        try require(p.countedBatches == 0 || p.lossSum / Double(p.countedBatches) <= largestMeanLoss, "progress",
+                    "loss sum \(p.lossSum) over \(p.countedBatches) updates is a mean loss of \(p.lossSum / Double(max(p.countedBatches, 1))) nats per token, more than float32 logits can give (at most \(largestMeanLoss))")
+        try require(p.epochSeconds.isFinite && p.elapsedSeconds.isFinite && p.epochSeconds >= 0
+                    && p.epochSeconds <= p.elapsedSeconds, "progress",
+                    "epoch seconds \(p.epochSeconds) and elapsed seconds \(p.elapsedSeconds) must be finite, with 0 ≤ epoch ≤ elapsed")
         try require(p.bestValidPerplexity.map { $0.isFinite && $0 >= 1 } ?? true, "progress",
                     "best validation perplexity \(p.bestValidPerplexity!)")
         try require(p.reports.count == p.epoch - 1 && p.reports.enumerated().allSatisfy { $0.element.epoch == $0.offset + 1 },
                     "progress", "\(p.reports.count) epoch reports for epoch \(p.epoch)")
+        for r in p.reports {
+            let at = "the report of epoch \(r.epoch)"
+            // A perplexity is exp of a non-negative mean loss: 1 or more (infinite for a diverged epoch), NaN only for
+            // the training perplexity of an epoch whose updates were all skipped.
+            try require(r.trainPerplexity.isNaN || r.trainPerplexity >= 1, "progress",
+                        "\(at) has training perplexity \(r.trainPerplexity), below 1")
+            try require(r.validPerplexity.map { $0 >= 1 } ?? true, "progress",
+                        "\(at) has validation perplexity \(r.validPerplexity!), not a number of at least 1")
+            try require((r.validPerplexity != nil) == (data.valid != nil), "progress",
+                        data.valid == nil ? "\(at) has a validation perplexity but the run has no validation text"
+                                          : "\(at) has no validation perplexity but the run has a validation text")
+            try require(r.learningRate.isFinite && r.learningRate > 0, "progress", "\(at) has learning rate \(r.learningRate)")
+            try require(r.tokensPerSecond.isFinite && r.tokensPerSecond >= 0 && r.seconds.isFinite && r.seconds >= 0,
+                        "progress", "\(at) has \(r.tokensPerSecond) tokens per second over \(r.seconds) seconds")
+            try require((0...batchesPerEpoch).contains(r.skippedUpdates), "progress",
+                        "\(at) has \(r.skippedUpdates) skipped updates, outside 0...\(batchesPerEpoch)")
+            try require(r.trainAccuracy.map { (0...1).contains($0) } ?? true, "progress",
+                        "\(at) has training accuracy \(r.trainAccuracy!), outside 0...1")
+        }
+        // The best validation perplexity is the least of the reports' (the trainer keeps the first that improves).
+        let bestReported = p.reports.compactMap(\.validPerplexity).filter(\.isFinite).min()
+        try require(p.bestValidPerplexity == bestReported, "progress",
+                    "best validation perplexity \(p.bestValidPerplexity.map { "\($0)" } ?? "none") is not the best of the epoch reports (\(bestReported.map { "\($0)" } ?? "none"))")
         epoch = p.epoch
         batch = p.batch
         step = p.step
@@ -355,6 +393,8 @@ extension TrainingCheckpoint {
         try require(random.dropout.count == 4 && words.count == 4 && words.contains { $0 != 0 }, "random",
                     "the dropout generator needs four 64-bit words written as 0x-prefixed hexadecimal, not all zero, got \(random.dropout)")
         dropoutGeneratorState = words
+
+        try Self.requireCellKind(of: file, configuration)
 
         // Tensors: each name must be expected, F32, of the right shape and finite.
         var expected: [String: [Int]] = [:]
@@ -381,6 +421,9 @@ extension TrainingCheckpoint {
             }
             let values = try file.floats(named: name, shape: shape)
             guard values.allSatisfy(\.isFinite) else { throw .invalidEntry(name: name, reason: "holds NaN or infinite values") }
+            if name.hasPrefix("optimizer/v/"), values.contains(where: { $0 < 0 }) {
+                throw .invalidEntry(name: name, reason: "holds negative values, but Adam's second moments are averages of squares")
+            }
             tensors[name] = try? Tensor(shape: shape, scalars: values)
         }
         func group(_ prefix: String) -> [String: Tensor] {
