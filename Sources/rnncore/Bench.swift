@@ -22,16 +22,16 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("config"),
             help: "BOOK, W100, W650, C512, L200 or L650; repeat for several (default: all but L650, the slowest).")
     var configs: [BenchConfig] = BenchConfig.defaults
-    @Option(help: "Timed steps per measurement.") var steps: Int = 20
-    @Option(help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "Timed steps per measurement.") var steps: Int = 20
+    @Option(parsing: .unconditional, help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
     @Option(help: "Peers to run: numpy, torch, or none (comma-separated).") var peers: String = "numpy,torch"
     @Option(name: .customLong("peers-dir"), help: "Where the peer scripts are (default: ./benchmarks).")
     var peersDirectory: String?
     @Flag(help: "Print one JSON object with every result.") var json = false
 
     func validate() throws {
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or positive, got \(warmup)") }
         for peer in peerList where !["numpy", "torch"].contains(peer) {
             throw ValidationError("unknown peer \(peer): use numpy, torch or none")
         }

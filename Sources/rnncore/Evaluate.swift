@@ -9,12 +9,13 @@ struct Evaluate: ParsableCommand {
     @Option(help: "A model written by rnncore train --out.") var model: String
     @Option(help: "The text to evaluate (UTF-8); tokens missing from the model's vocabulary become <unk> if it has one, otherwise it is an error.")
     var data: String
-    @Option(help: "Number of parallel streams (1 = exact stateful perplexity over the whole text).") var batch: Int = 1
-    @Option(help: "Window length.") var bptt: Int = 35
+    @Option(parsing: .unconditional, help: "Number of parallel streams (1 = exact stateful perplexity over the whole text).") var batch: Int = 1
+    @Option(parsing: .unconditional, help: "Window length.") var bptt: Int = 35
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        guard batch >= 1, bptt >= 1 else { throw ValidationError("--batch and --bptt must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard bptt >= 1 else { throw ValidationError("--bptt must be at least 1, got \(bptt)") }
     }
 
     func run() throws {

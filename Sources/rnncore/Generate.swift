@@ -6,16 +6,18 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Sample text from a trained model.")
 
     @Option(help: "A model written by rnncore train --out.") var model: String
-    @Option(help: "Text to start from (default: a line start).") var prompt: String?
-    @Option(help: "Number of tokens to generate.") var count: Int = 100
-    @Option(help: "Sampling temperature (0 = always the most likely token).") var temperature: Double = 1
-    @Option(name: .customLong("top-k"), help: "Sample only among the k most likely tokens.") var topK: Int?
-    @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Text to start from (default: a line start).") var prompt: String?
+    @Option(parsing: .unconditional, help: "Number of tokens to generate.") var count: Int = 100
+    @Option(parsing: .unconditional, help: "Sampling temperature (0 = always the most likely token).") var temperature: Double = 1
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample only among the k most likely tokens.") var topK: Int?
+    @Option(parsing: .unconditional, help: "Seed of the sampler.") var seed: UInt64 = 0
 
     func validate() throws {
-        guard count >= 0 else { throw ValidationError("--count must not be negative") }
-        guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0") }
-        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1") }
+        guard count >= 0 else { throw ValidationError("--count must be 0 or positive, got \(count)") }
+        guard temperature >= 0, temperature.isFinite else {
+            throw ValidationError("--temperature must be a finite number ≥ 0 (0 = always the most likely token), got \(temperature)")
+        }
+        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK)") }
     }
 
     func run() throws {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import RNNCore
+@_spi(FaultInjection) import RNNCore
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,29 +15,29 @@ struct Train: ParsableCommand {
     @Option(help: "Validation text, evaluated after every epoch.") var valid: String?
     @Option(help: "Test text, evaluated once at the end.") var test: String?
     @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.") var level: Vocabulary.Level = .word
-    @Option(help: "Embedding size D.") var embed: Int = 100
+    @Option(parsing: .unconditional, help: "Embedding size D.") var embed: Int = 100
     @Option(help: "Token inputs: embedding (trained table of size --embed) or one-hot (size V; small vocabularies such as --level char).")
     var input: InputEncoding = .embedding
-    @Option(help: "Hidden size H.") var hidden: Int = 100
+    @Option(parsing: .unconditional, help: "Hidden size H.") var hidden: Int = 100
     @Option(help: "Recurrent cell: rnn (tanh) or lstm.") var cell: CellKind = .rnn
-    @Option(help: "Number of stacked recurrent layers.") var layers: Int = 1
-    @Option(help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
+    @Option(parsing: .unconditional, help: "Number of stacked recurrent layers.") var layers: Int = 1
+    @Option(parsing: .unconditional, help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
     var dropout: Float = 0
-    @Option(name: .customLong("bptt-truncation"), help: "Backpropagate each output's error at most this many steps back inside a window of --bptt steps (0 = the whole window).")
+    @Option(name: .customLong("bptt-truncation"), parsing: .unconditional, help: "Backpropagate each output's error at most this many steps back inside a window of --bptt steps (0 = the whole window).")
     var bpttTruncation: Int = 0
     @Flag(help: "Bidirectional layers (not for language models: the backward direction would see the next token).")
     var bidirectional = false
-    @Option(help: "Batch size N (parallel streams).") var batch: Int = 20
-    @Option(help: "Truncated-BPTT window T.") var bptt: Int = 35
-    @Option(help: "Epochs (default: 4 with --train, 10 on the built-in corpus).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Batch size N (parallel streams).") var batch: Int = 20
+    @Option(parsing: .unconditional, help: "Truncated-BPTT window T.") var bptt: Int = 35
+    @Option(parsing: .unconditional, help: "Epochs (default: 4 with --train, 10 on the built-in corpus).") var epochs: Int?
     @Option(help: "Optimizer: sgd or adam.") var optimizer: OptimizerKind = .adam
-    @Option(help: "Learning rate (default: 1 for sgd, 0.003 for adam).") var lr: Float?
-    @Option(name: .customLong("lr-decay"), help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
+    @Option(parsing: .unconditional, help: "Learning rate (default: 1 for sgd, 0.003 for adam).") var lr: Float?
+    @Option(name: .customLong("lr-decay"), parsing: .unconditional, help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
     var lrDecay: Float = 2
-    @Option(name: .customLong("lr-decay-start"), help: "From this epoch on, divide the learning rate by --lr-decay after every epoch, improved or not (Zaremba et al.'s schedule).")
+    @Option(name: .customLong("lr-decay-start"), parsing: .unconditional, help: "From this epoch on, divide the learning rate by --lr-decay after every epoch, improved or not (Zaremba et al.'s schedule).")
     var lrDecayStart: Int?
-    @Option(help: "Clip the global gradient norm to this (0 = no clipping).") var clip: Double = 0.25
-    @Option(help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this (0 = no clipping).") var clip: Double = 0.25
+    @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
     @Option(help: "Write the trained model to this safetensors file.") var out: String?
     @Option(help: "Write an SVG chart of train/valid perplexity per epoch.") var plot: String?
     @Flag(help: "Also report the training accuracy (next token predicted as the most likely one) of every epoch.")
@@ -47,10 +47,16 @@ struct Train: ParsableCommand {
     @Flag(help: "Print one JSON object with the final metrics on standard output.") var json = false
     @Option(help: "Where training checkpoints (weights, optimizer, data position, random state: all a resumed run needs) go; default: next to --out as NAME.resume.safetensors, else rnncore-interrupted.safetensors.")
     var checkpoint: String?
-    @Option(name: .customLong("checkpoint-every"), help: "Save a training checkpoint every N batches and at the end of every epoch (default 0: only on Ctrl-C).")
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Save a training checkpoint every N batches and at the end of every epoch (default 0: only on Ctrl-C).")
     var checkpointEvery: Int?
     @Option(help: "Continue the run saved in this training checkpoint (by --checkpoint-every or Ctrl-C); it ends bit for bit as if never stopped. Settings come from the checkpoint; --train/--valid/--test/--out/--plot/--checkpoint may be given again.")
     var resume: String?
+
+    @Option(name: .customLong("max-memory"), parsing: .unconditional, help: "Refuse to start a run whose estimated memory (parameters, gradients, optimizer state, one window's activations) exceeds this many bytes (suffixes K, M, G, T; default: the memory this process can still allocate).")
+    var maxMemory: ByteCount?
+    @Option(name: .customLong("inject-nonfinite-loss-from-step"), parsing: .unconditional,
+            help: ArgumentHelp("Testing aid: treat the loss of every batch from this step on as NaN.", visibility: .private))
+    var injectNonFiniteLossFromStep: Int?
 
     enum OptimizerKind: String, ExpressibleByArgument { case sgd, adam }
 
@@ -59,9 +65,9 @@ struct Train: ParsableCommand {
         where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
         }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must lie in [0, 1), got \(dropout)") }
-        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 or positive") }
+        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 (the whole window) or positive, got \(bpttTruncation)") }
         if bidirectional {
             throw ValidationError("""
                 --bidirectional does not apply to language models: a reverse-time layer reads the very tokens the \
@@ -69,18 +75,19 @@ struct Train: ParsableCommand {
                 tagging and classification.
                 """)
         }
-        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
-        if !(lrDecay >= 1) { throw ValidationError("--lr-decay must be at least 1") }
-        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1") }
-        if !(clip >= 0) { throw ValidationError("--clip must be 0 or positive") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive finite number, got \(lr)") }
+        if !(lrDecay >= 1 && lrDecay.isFinite) { throw ValidationError("--lr-decay must be a finite number of at least 1 (1 = never decay), got \(lrDecay)") }
+        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1, got \(lrDecayStart)") }
+        if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be a finite number, 0 (no clipping) or positive, got \(clip)") }
+        if let step = injectNonFiniteLossFromStep, step < 1 { throw ValidationError("--inject-nonfinite-loss-from-step must be at least 1") }
         if train == nil, valid != nil || test != nil { throw ValidationError("--valid and --test need --train") }
         try validateCheckpointOptions()
     }
 
-    /// Trains (``run()`` resolves --resume first).
-    func execute(resuming resumed: ResumePoint?) throws {
+    /// Trains (``run()`` resolves --resume and checks `files` first).
+    func execute(resuming resumed: ResumePoint?, files: TrainFiles) throws {
         let wallStart = Date()
-        let data = try loadData()
+        let data = try loadData(resuming: resumed)
         let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
         log("data: \(data.description)")
         log("  vocabulary \(data.splits.vocabulary.count) \(level == .word ? "words" : "characters"), "
@@ -89,10 +96,9 @@ struct Train: ParsableCommand {
         let config = RNNLanguageModel.Configuration(
             vocabularySize: data.splits.vocabulary.count, embeddingSize: embed, hiddenSize: hidden, layers: layers,
             cell: cell, dropout: dropout, input: input)
-        let model = try RNNLanguageModel(configuration: config, seed: seed)
-        model.truncation = bpttTruncation
+        try config.validate()
+        try checkMemory(config)
         let rate = lr ?? (optimizer == .sgd ? 1 : 0.003)
-        let opt: Optimizer = optimizer == .sgd ? SGD(learningRate: rate) : Adam(learningRate: rate)
         var options = TrainingOptions()
         options.batchSize = batch
         options.bptt = bptt
@@ -102,19 +108,26 @@ struct Train: ParsableCommand {
         options.learningRateDecayStart = lrDecayStart
         options.skipNonFinite = skipNonFinite
         options.measureAccuracy = accuracy
+        let trainer: Trainer
+        if let resumed {
+            trainer = try Trainer(resumingFrom: resumed.checkpoint)
+        } else {
+            let model = try RNNLanguageModel(configuration: config, seed: seed)
+            model.truncation = bpttTruncation
+            let opt: Optimizer = optimizer == .sgd ? SGD(learningRate: rate) : Adam(learningRate: rate)
+            trainer = Trainer(model: model, optimizer: opt, options: options)
+        }
+        trainer.nonFiniteLossFromStep = injectNonFiniteLossFromStep
         log("model: \(layers)-layer \(cell == .lstm ? "LSTM" : "tanh RNN"), V=\(config.vocabularySize) \(input == .oneHot ? "one-hot inputs" : "D=\(embed)") H=\(hidden)"
             + (dropout > 0 ? ", dropout \(dropout)" : "") + ", "
-            + "\(model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
+            + "\(trainer.model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
             + "N=\(batch) T=\(bptt)" + (bpttTruncation > 0 ? " (errors back at most \(bpttTruncation) steps)" : "")
             + ", \(options.epochs) epochs, seed \(seed)")
-
-        let trainer = try resumed.map { try Trainer(resumingFrom: $0.checkpoint) }
-            ?? Trainer(model: model, optimizer: opt, options: options)
         if let resumed { log("resumed from \(resumed.path): epoch \(trainer.epoch), after batch \(trainer.batch)") }
         var display = ProgressDisplay()
         log("")
         log("epoch  train ppl  valid ppl        lr   tokens/s    time")
-        let reports = try runTraining(trainer, data: data, resumed: resumed, log: log) { event in
+        let reports = try runTraining(trainer, data: data, resumed: resumed, files: files, log: log) { event in
             switch event {
             case let .progress(p):
                 display.show(
@@ -142,14 +155,24 @@ struct Train: ParsableCommand {
             log(String(format: "true perplexity of the source: %.2f — the model is within %.1f%% of it",
                        truth, (testPerplexity / truth - 1) * 100))
         }
-        if let out {
-            try trainer.model.save(to: URL(fileURLWithPath: out), vocabulary: data.splits.vocabulary)
-            log("model written to \(out)")
+        // The model first: nothing after it may cost it. A failed write saves it elsewhere and says where.
+        var failures: [String] = []
+        if let out = files.output("--out")?.path {
+            do {
+                try saveModel(trainer.model, vocabulary: data.splits.vocabulary, to: out,
+                              checkpoint: files.output("--checkpoint")?.path ?? checkpointPath, log: log)
+            } catch {
+                failures.append("\(error)")
+            }
         }
         if let plot {
             let svg = LearningCurvePlot.svg(reports, title: "RNN LM on \(data.description)")
-            try Data(svg.utf8).write(to: URL(fileURLWithPath: plot), options: .atomic)
-            log("learning curve written to \(plot)")
+            do {
+                try OutputFile.write(Array(svg.utf8), toPath: plot)
+                log("learning curve written to \(plot)")
+            } catch {
+                failures.append("cannot write the learning curve: \(error)")
+            }
         }
         let seconds = Date().timeIntervalSince(wallStart)
         log("wall time: \(formatDuration(seconds))")
@@ -169,20 +192,38 @@ struct Train: ParsableCommand {
             if let testPerplexity { result["test_perplexity"] = testPerplexity }
             if let truth = data.truePerplexity { result["true_perplexity"] = truth }
             if let accuracy = reports.last?.trainAccuracy { result["train_accuracy"] = accuracy }
-            let encoded = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-            print(String(decoding: encoded, as: UTF8.self))
+            if !failures.isEmpty { result["errors"] = failures }
+            print(try JSONOutput.line(result))
         }
+        if !failures.isEmpty { throw ValidationError(failures.joined(separator: "\n")) }
     }
 
-    private func loadData() throws -> TrainingData {
+    /// Refuses a configuration whose training would need more memory than `--max-memory` or than this process can
+    /// still allocate, with the estimate, before anything large is allocated.
+    private func checkMemory(_ config: RNNLanguageModel.Configuration) throws {
+        let estimate = config.trainingMemoryEstimate(
+            batchSize: batch, bptt: bptt, optimizerSlots: optimizer == .adam ? 2 : 0,
+            evaluationBatchSize: TrainingOptions().evaluationBatchSize, truncation: bpttTruncation)
+        let limit = maxMemory.map { (bytes: $0.bytes, source: "--max-memory") }
+            ?? SystemMemory.available().map { (bytes: $0, source: "the memory this process can still allocate") }
+        guard let limit, estimate.totalBytes > limit.bytes else { return }
+        throw ValidationError("this run needs \(estimate), more than \(limit.source) (\(MemoryEstimate.format(limit.bytes))): "
+                              + "lower --hidden, --embed, --layers, --batch or --bptt"
+                              + (maxMemory == nil ? ", or free memory" : ", or raise --max-memory"))
+    }
+
+    /// Loads the texts. When resuming, the training text is checked against the checkpoint before the others are
+    /// encoded, so another training text is reported as such (not as unknown words of the validation text).
+    private func loadData(resuming resumed: ResumePoint?) throws -> TrainingData {
         guard let train else { return try TrainingData.builtIn(seed: seed, level: level) }
         let trainURL = URL(fileURLWithPath: train)
-        if let valid, let test {
-            let splits = try Corpus.load(train: trainURL, valid: URL(fileURLWithPath: valid),
-                                         test: URL(fileURLWithPath: test), level: level)
-            return TrainingData(splits: splits, description: trainURL.lastPathComponent, truePerplexity: nil)
-        }
         let trainCorpus = try Corpus.load(contentsOf: trainURL, level: level)
+        if let checkpoint = resumed?.checkpoint {
+            let fingerprint = TokenFingerprint(trainCorpus.ids)
+            guard trainCorpus.vocabulary == checkpoint.vocabulary, fingerprint == checkpoint.trainingData else {
+                throw ValidationError("the training text is not the one this run was trained on: \(train) holds \(fingerprint), the run in \(resumed!.path) was trained on \(checkpoint.trainingData); give the original --train text")
+            }
+        }
         func encode(_ path: String?) throws -> Corpus {
             guard let path else { return try Corpus(ids: [], vocabulary: trainCorpus.vocabulary) }
             return try Corpus.load(contentsOf: URL(fileURLWithPath: path), vocabulary: trainCorpus.vocabulary)

@@ -13,13 +13,21 @@ extension Train {
     /// The options a resumed run may be given; everything else comes from the training checkpoint.
     static let optionsAllowedWhenResuming: Set<String> = [
         "--resume", "--train", "--valid", "--test", "--out", "--plot", "--checkpoint", "--checkpoint-every", "--json",
+        "--max-memory",
     ]
 
     /// The `__metadata__` key under which the tool keeps its command line in a training checkpoint.
     static let commandMetadataKey = "rnncore_train_command"
 
     func run() throws {
-        guard let resume else { return try execute(resuming: nil) }
+        // The files named on the command line are checked before anything is read or written.
+        try files(resuming: resume).check()
+        guard let resume else {
+            let files = files(resuming: nil)
+            let locks = try files.lockOutputs()
+            defer { locks.forEach { $0.release() } }
+            return try execute(resuming: nil, files: files)
+        }
         let url = URL(fileURLWithPath: resume)
         let saved = try TrainingCheckpoint.load(from: url)
         guard let text = saved.metadata[Self.commandMetadataKey],
@@ -32,7 +40,9 @@ extension Train {
                        + "this run has \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): "
                        + "it continues, but not bit for bit as the original run would have\n")
         }
-        // The original command line gives every model and training setting; this one may move the files.
+        // The original command line gives every model and training setting and the texts; only this command line
+        // says where files are written (a checkpoint is data, not instructions: paths it stores for outputs are
+        // ignored).
         var command: Train
         do {
             command = try Train.parse(record.arguments)
@@ -42,22 +52,25 @@ extension Train {
         command.train = train ?? record.paths["train"]
         command.valid = valid ?? record.paths["valid"]
         command.test = test ?? record.paths["test"]
-        command.out = out ?? record.paths["out"]
-        command.plot = plot ?? record.paths["plot"]
-        command.checkpoint = checkpoint ?? resume  // the run goes on in the file it came from
+        command.out = out
+        command.plot = plot
+        command.checkpoint = checkpoint
         command.checkpointEvery = checkpointEvery ?? command.checkpointEvery
         command.json = json
         command.resume = resume
+        command.maxMemory = maxMemory
         try command.validate()
-        try command.execute(resuming: ResumePoint(checkpoint: saved, path: resume, arguments: record.arguments))
+        let files = command.files(resuming: resume)
+        try files.check()
+        let locks = try files.lockOutputs()
+        defer { locks.forEach { $0.release() } }
+        try command.execute(resuming: ResumePoint(checkpoint: saved, path: resume, arguments: record.arguments),
+                            files: files)
     }
 
     /// Checks the checkpoint options (called from `validate()`).
     func validateCheckpointOptions() throws {
         if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or positive") }
-        if let out, absolutePath(checkpointPath) == absolutePath(out) {
-            throw ValidationError("--checkpoint and --out name the same file, \(out): the training state would overwrite the model")
-        }
         if resume != nil {
             let given = CommandLine.arguments.dropFirst().compactMap { argument -> String? in
                 guard argument.hasPrefix("--") else { return nil }
@@ -83,8 +96,8 @@ extension Train {
     /// Trains to the end, saving a training checkpoint every `--checkpoint-every` batches and at the end of every
     /// epoch (with `--checkpoint-every`), and on Ctrl-C, after which it exits with status 130. A NaN or infinite
     /// loss stops with an error that names the last checkpoint, which is never overwritten by a diverged state.
-    func runTraining(_ trainer: Trainer, data: TrainingData, resumed: ResumePoint?, log: (String) -> Void,
-                     progress: (TrainingEvent) -> Void) throws -> [EpochReport] {
+    func runTraining(_ trainer: Trainer, data: TrainingData, resumed: ResumePoint?, files: TrainFiles,
+                     log: (String) -> Void, progress: (TrainingEvent) -> Void) throws -> [EpochReport] {
         let train = data.splits.train.ids
         let valid = data.splits.valid.count >= 2 ? data.splits.valid.ids : nil
         if let resumed {
@@ -94,7 +107,8 @@ extension Train {
             }
             for report in trainer.reports { progress(.epochEnded(report)) }
         }
-        let url = URL(fileURLWithPath: checkpointPath)
+        // The checked (and locked) checkpoint path, or, when only Ctrl-C can save one, a free path chosen then.
+        let checked = files.output("--checkpoint")?.path
         let every = checkpointEvery ?? 0
         let metadata = [Self.commandMetadataKey: try commandRecord(arguments: resumed?.arguments).json()]
         var lastSaved = resumed.map { (path: $0.path, epoch: $0.checkpoint.epoch, batch: $0.checkpoint.batch) }
@@ -109,28 +123,31 @@ extension Train {
                 throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
             }
             if trainer.isFinished { return trainer.reports }
+            let path = checked ?? interruptionCheckpointPath
             do {
-                try trainer.saveTrainingState(to: url, vocabulary: data.splits.vocabulary, metadata: metadata)
+                try trainer.saveTrainingState(to: URL(fileURLWithPath: path), vocabulary: data.splits.vocabulary,
+                                              metadata: metadata)
             } catch {
                 throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
             }
-            lastSaved = (checkpointPath, trainer.epoch, trainer.batch)
+            lastSaved = (path, trainer.epoch, trainer.batch)
             if interruption.isRequested {
                 if isatty(STDERR_FILENO) != 0 { writeError("\r\u{1B}[2K") }  // end the live progress line
-                log("interrupted in epoch \(trainer.epoch), after batch \(trainer.batch): training state saved to \(checkpointPath)")
-                log("resume with: rnncore train --resume \(checkpointPath)")
+                log("interrupted in epoch \(trainer.epoch), after batch \(trainer.batch): training state saved to \(path)")
+                log("resume with: rnncore train --resume \(path)")
                 throw ExitCode(130)
             }
         }
     }
 
-    /// What a training checkpoint keeps of this command: its arguments (the original ones when resumed) and its
-    /// file paths made absolute, so that --resume works from any directory.
+    /// What a training checkpoint keeps of this command: its arguments (the original ones when resumed) and the
+    /// absolute paths of the texts it reads, so that --resume works from any directory. Output paths are not kept:
+    /// a resumed run writes only where its own command line says.
     private func commandRecord(arguments: [String]?) throws -> TrainCommandRecord {
         var original = arguments ?? Array(CommandLine.arguments.dropFirst())
         if arguments == nil, original.first == "train" { original.removeFirst() }
         var paths: [String: String] = [:]
-        for (key, value) in [("train", train), ("valid", valid), ("test", test), ("out", out), ("plot", plot)] {
+        for (key, value) in [("train", train), ("valid", valid), ("test", test)] {
             if let value { paths[key] = absolutePath(value) }
         }
         return TrainCommandRecord(arguments: original, paths: paths, environment: TrainCommandRecord.currentEnvironment)
@@ -148,7 +165,8 @@ struct ResumePoint {
 struct TrainCommandRecord: Codable {
     /// The arguments after `train`, as first given.
     var arguments: [String]
-    /// The absolute paths of the files the run reads and writes: train, valid, test, out, plot.
+    /// The absolute paths of the texts the run reads: train, valid, test (older versions also kept out and plot,
+    /// which are ignored).
     var paths: [String: String]
     /// What else decides the bits of the results: the OpenBLAS thread count and the number of processors (its
     /// default thread count).

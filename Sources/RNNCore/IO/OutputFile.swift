@@ -203,8 +203,13 @@ public enum OutputFile {
     static func canonicalPath(_ path: String) -> String {
         var absolute = path
         if !absolute.hasPrefix("/") {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let cwd = getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : ""
+            var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+            let cwd = buffer.withUnsafeMutableBufferPointer { pointer -> String in
+                guard let base = pointer.baseAddress,
+                      getcwd(UnsafeMutableRawPointer(base).assumingMemoryBound(to: CChar.self), pointer.count) != nil
+                else { return "" }
+                return String(decoding: pointer.prefix { $0 != 0 }, as: UTF8.self)
+            }
             absolute = cwd + "/" + path
         }
         var existing = absolute.split(separator: "/").map(String.init)

@@ -272,7 +272,7 @@ extension TrainingCheckpoint {
             do {
                 return try JSONDecoder.trainingCheckpoint.decode(T.self, from: Data((meta[key] ?? "").utf8))
             } catch {
-                throw .invalidMetadata(reason: "the \(key) is missing or malformed: \(error)")
+                throw .invalidMetadata(reason: "the \(key) is missing or malformed: \(CheckpointError.explain(error))")
             }
         }
         func require(_ condition: Bool, _ key: String, _ reason: @autoclosure () -> String) throws(CheckpointError) {
