@@ -204,9 +204,13 @@ public struct Corpus: Sendable, Equatable {
     static func readText(atPath path: String, maximumLineLength: Int, maximumByteCount: Int) throws(DataError) -> String {
         let bytes: [UInt8]
         do {
-            bytes = try RNNFileIO.readAll(atPath: path, maximumByteCount: maximumByteCount)
+            bytes = try RNNFileIO.readAll(atPath: path, maximumByteCount: maximumByteCount,
+                                          maximumLineLength: maximumLineLength)
         } catch {
             if error.isNotFound { throw .fileNotFound(path: path) }
+            if let line = error.overlongLine {
+                throw .lineTooLong(path: path, line: line, length: maximumLineLength + 1, limit: maximumLineLength)
+            }
             if let limit = error.exceededLimit { throw .fileTooLarge(path: path, limit: limit) }
             throw .fileSystem(path: path, reason: error.reason)
         }

@@ -21,8 +21,12 @@ struct FileIOFailure: Error, Sendable {
     var explanation: String? = nil
     /// The limit in bytes, when reading stopped because the file holds more.
     var exceededLimit: Int? = nil
+    /// The 1-based line at which a stream's reading stopped because that line exceeded the caller's line limit.
+    var overlongLine: Int? = nil
 
-    init(path: String, operation: String, code: Int32, explanation: String? = nil, exceededLimit: Int? = nil) {
+    init(path: String, operation: String, code: Int32, explanation: String? = nil, exceededLimit: Int? = nil,
+         overlongLine: Int? = nil) {
+        self.overlongLine = overlongLine
         self.path = path
         self.operation = operation
         self.code = code
@@ -60,7 +64,11 @@ enum RNNFileIO {
     ///   up to ``defaultMaximumStreamByteCount``.
     /// - Throws: A ``FileIOFailure`` whose ``FileIOFailure/reason`` is readable; ``FileIOFailure/exceededLimit`` is
     ///   set when the file is larger than the limit.
-    static func readAll(atPath path: String, maximumByteCount: Int? = nil) throws(FileIOFailure) -> [UInt8] {
+    /// - Parameter maximumLineLength: When given, a stream stops being read as soon as one line (bytes between two
+    ///   `"\n"`) holds more than this many bytes plus one (a `"\r"` before the `"\n"`), and the failure's
+    ///   ``FileIOFailure/overlongLine`` names it: `/dev/zero` fails after one line, not after the whole limit.
+    static func readAll(atPath path: String, maximumByteCount: Int? = nil,
+                        maximumLineLength: Int? = nil) throws(FileIOFailure) -> [UInt8] {
         var info = stat()
         guard stat(path, &info) == 0 else { throw readFailure(path, "stat", errno) }
         try checkReadable(info.st_mode & S_IFMT, path)
@@ -76,7 +84,8 @@ enum RNNFileIO {
             if let limit = maximumByteCount, size > limit { throw tooLarge(path, limit) }
             return try readExactly(fd, size, path)
         }
-        return try readStream(fd, limit: maximumByteCount ?? defaultMaximumStreamByteCount, path)
+        return try readStream(fd, limit: maximumByteCount ?? defaultMaximumStreamByteCount,
+                              maximumLineLength: maximumLineLength, path)
     }
 
     /// Refuses the kinds of file that are never read whole.
@@ -136,8 +145,11 @@ enum RNNFileIO {
     }
 
     /// Reads until end of file, refusing more than `limit` bytes.
-    private static func readStream(_ fd: Int32, limit: Int, _ path: String) throws(FileIOFailure) -> [UInt8] {
+    private static func readStream(_ fd: Int32, limit: Int, maximumLineLength: Int?,
+                                   _ path: String) throws(FileIOFailure) -> [UInt8] {
         let limit = max(0, limit)
+        let lineLimit = maximumLineLength.map { $0 < Int.max ? $0 + 1 : $0 }
+        var line = 1, run = 0  // the line being read and its bytes so far
         var bytes: [UInt8] = []
         let chunk = 1 << 16
         while true {
@@ -156,6 +168,16 @@ enum RNNFileIO {
             bytes.removeLast(wanted - n)
             if n == 0 { return bytes }
             if bytes.count > limit { throw tooLarge(path, limit) }
+            if let lineLimit {
+                for byte in bytes[before...] {
+                    if byte == 0x0A { line += 1; run = 0 } else { run += 1 }
+                }
+                if run > lineLimit {
+                    throw FileIOFailure(path: path, operation: "read", code: EFBIG,
+                                        explanation: "line \(line) is longer than \(lineLimit - 1) bytes",
+                                        overlongLine: line)
+                }
+            }
         }
     }
 

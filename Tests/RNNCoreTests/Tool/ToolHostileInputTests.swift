@@ -361,4 +361,60 @@ struct ToolHostileInputTests {
         #expect(result.stderr.contains("the training text is not the one this run was trained on"), "\(result)")
         #expect(!result.stderr.contains("valid.txt"), "\(result)")
     }
+    /// A training text and what the tool must say of it (`nil`: it trains).
+    enum HostileCorpus: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case empty, singleToken, onlyLineEnds, invalidUTF8, nulBytes, directory, devZero, crlf, missing, longLine
+        var testDescription: String { rawValue }
+
+        /// Words the error message must hold, or `nil` when the run must succeed.
+        var keywords: [String]? {
+            switch self {
+            case .empty: ["is empty"]
+            case .singleToken: ["too few"]
+            case .onlyLineEnds, .nulBytes, .crlf: nil
+            case .invalidUTF8: ["not valid UTF-8", "byte offset 2"]
+            case .directory: ["is a directory"]
+            case .devZero, .longLine: ["line 1", "more than the limit"]
+            case .missing: ["absent.txt"]
+            }
+        }
+    }
+
+    @Test("Hostile training texts end with a readable message naming the file, or train when they are valid",
+          arguments: HostileCorpus.allCases)
+    func hostileCorpora(_ corpus: HostileCorpus) throws {
+        guard let tool = ToolTestRunner.requireExecutable() else { return }
+        let scratch = try ToolTestScratchDirectory()
+        let path: String
+        switch corpus {
+        case .empty: path = try scratch.write("", to: "t.txt")
+        case .singleToken: path = try scratch.write("word", to: "t.txt")
+        case .onlyLineEnds: path = try scratch.write("\n\n\n\n", to: "t.txt")
+        case .invalidUTF8: path = try scratch.write([0x61, 0x62, 0xFF, 0xFE, 0x63, 0x0A], to: "t.txt")
+        case .nulBytes: path = try scratch.write([0x61, 0x00, 0x62, 0x20, 0x63, 0x0A], to: "t.txt")
+        case .directory:
+            path = scratch.path("t.txt")
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        case .devZero: path = "/dev/zero"  // read only: refused after its first over-long line, not after 4 GiB
+        case .crlf: path = try scratch.write("a b\r\nc d\r\na b\r\n", to: "t.txt")
+        case .missing: path = scratch.path("absent.txt")
+        case .longLine: path = try scratch.write([UInt8](repeating: 0x61, count: (1 << 20) + 10), to: "t.txt")
+        }
+        let result = try ToolTestRunner.run(
+            tool, ["train", "--train", path, "--epochs", "1", "--embed", "4", "--hidden", "4", "--batch", "1",
+                   "--bptt", "2", "--json"], in: scratch.url, timeout: 60)
+        #expect(!result.stderr.contains("Error Domain") && !result.stderr.contains("Fatal error"), "\(result)")
+        guard let keywords = corpus.keywords else {
+            #expect(result.exited && result.status == 0, "\(result)")
+            if corpus == .crlf, let metrics = ToolTestFixture.jsonObject(result) {
+                // a, b, c, d and <eos>: the "\r" is no token of its own.
+                #expect(ToolTestFixture.number(metrics, "vocabulary_size") == 5, "\(metrics)")
+            }
+            return
+        }
+        #expect(result.exited && result.status != 0, "\(result)")
+        #expect(result.stderr.contains(corpus == .missing ? "absent.txt" : (corpus == .devZero ? "/dev/zero" : "t.txt")), "\(result)")
+        for word in keywords { #expect(result.stderr.contains(word), "stderr should mention \(word): \(result)") }
+        #expect(result.stdout.isEmpty, "no JSON for a run that did not train: \(result)")
+    }
 }
