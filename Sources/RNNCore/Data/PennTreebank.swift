@@ -207,7 +207,7 @@ public struct PennTreebank: Sendable {
     ///   - level: The tokenisation level; PTB is usually modelled at the word level.
     ///   - report: Called with each download step.
     /// - Throws: Any error of ``download(report:)`` or of
-    ///   ``Corpus/load(train:valid:test:level:unknownTokens:maximumLineLength:)``.
+    ///   ``Corpus/load(train:valid:test:level:unknownTokens:maximumLineLength:maximumByteCount:)``.
     public func load(level: Vocabulary.Level = .word, report: (Event) -> Void = { _ in }) throws(DataError) -> Corpus.Splits {
         let files = try download(report: report)
         return try Corpus.load(train: files.train, valid: files.valid, test: files.test, level: level)
