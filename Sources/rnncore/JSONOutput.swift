@@ -19,8 +19,9 @@ enum JSONOutput {
         var result: [String: Any] = [:]
         var nonFinite: [String: String] = [:]
         for (key, value) in object {
-            if let number = finiteOrNil(value) {
-                if let reason = number { nonFinite[key] = reason; result[key] = NSNull() } else { result[key] = value }
+            if let name = nonFiniteName(value) {
+                nonFinite[key] = name
+                result[key] = NSNull()
             } else {
                 result[key] = sanitizedValue(value)
             }
@@ -32,25 +33,21 @@ enum JSONOutput {
     private static func sanitizedValue(_ value: Any) -> Any {
         switch value {
         case let dictionary as [String: Any]: return sanitized(dictionary)
-        case let array as [Any]:
-            // An array has no place for an explanation: a non-finite element becomes null.
-            return array.map { element -> Any in
-                if let number = finiteOrNil(element) { return number == nil ? element : NSNull() }
-                return sanitizedValue(element)
-            }
+        // An array has no place for an explanation: a non-finite element becomes null.
+        case let array as [Any]: return array.map { nonFiniteName($0) == nil ? sanitizedValue($0) : NSNull() }
         default: return value
         }
     }
 
-    /// `nil` when `value` is not a floating-point number; `.some(nil)` when it is a finite one; else the reason.
-    private static func finiteOrNil(_ value: Any) -> String?? {
+    /// `"nan"`, `"+inf"` or `"-inf"` for a non-finite floating-point number; `nil` for anything else.
+    private static func nonFiniteName(_ value: Any) -> String? {
         let double: Double
         switch value {
         case let v as Double: double = v
         case let v as Float: double = Double(v)
         default: return nil
         }
-        if double.isFinite { return .some(nil) }
-        return .some(double.isNaN ? "nan" : (double > 0 ? "+inf" : "-inf"))
+        if double.isFinite { return nil }
+        return double.isNaN ? "nan" : (double > 0 ? "+inf" : "-inf")
     }
 }

@@ -209,31 +209,19 @@ struct ToolHostileInputTests {
         guard let tool = ToolTestRunner.requireExecutable() else { return }
         let scratch = try ToolTestScratchDirectory()
         let (train, _, _) = try ToolTestFixture.writeWordSplits(in: scratch)
-        let first = Process()
-        first.executableURL = tool
-        first.arguments = ["train", "--train", train, "--epochs", "1000", "--out", "m.safetensors"] + Self.model
-        first.currentDirectoryURL = scratch.url
-        first.standardInput = FileHandle.nullDevice
-        let err = scratch.url.appendingPathComponent("first.err")
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        first.standardError = try FileHandle(forWritingTo: err)
-        first.standardOutput = FileHandle.nullDevice
-        try first.run()
-        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) }; first.waitUntilExit() }
+        let first = try ToolTestRunner.start(
+            tool, ["train", "--train", train, "--epochs", "1000", "--out", "m.safetensors"] + Self.model, in: scratch.url)
         // Once the first run reports an epoch it holds its locks.
         let deadline = Date().addingTimeInterval(120)
-        while first.isRunning && Date() < deadline,
-              (try? String(contentsOf: err, encoding: .utf8))?.contains("epoch 1/") != true {
-            usleep(5_000)
-        }
-        try #require(first.isRunning, "the first run should still be training")
+        while first.process.isRunning && Date() < deadline, !first.stderrSoFar.contains("epoch 1/") { usleep(5_000) }
+        try #require(first.process.isRunning, "the first run should still be training")
         let second = try ToolTestRunner.run(
             tool, ["train", "--train", train, "--epochs", "1", "--out", "./m.safetensors"] + Self.model, in: scratch.url)
         #expect(second.exited && second.status == 64, "\(second)")
         #expect(second.stderr.contains("another rnncore train is writing"), "\(second)")
         // When the first run dies (even by SIGKILL), the lock goes with it.
-        kill(first.processIdentifier, SIGKILL)
-        first.waitUntilExit()
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
         let third = try ToolTestRunner.run(
             tool, ["train", "--train", train, "--epochs", "1", "--out", "m.safetensors"] + Self.model, in: scratch.url)
         #expect(third.exited && third.status == 0, "\(third)")
@@ -268,18 +256,10 @@ struct ToolHostileInputTests {
         let fifo = scratch.path("train.fifo")
         try #require(mkfifo(fifo, 0o644) == 0)
         try FileManager.default.createDirectory(atPath: scratch.path("gone"), withIntermediateDirectories: false)
-        let process = Process()
-        process.executableURL = tool
-        process.arguments = ["train", "--train", "train.fifo", "--epochs", "1", "--out", "gone/m.safetensors"] + Self.model
-        process.currentDirectoryURL = scratch.url
-        process.standardInput = FileHandle.nullDevice
-        let out = scratch.url.appendingPathComponent("out.txt"), err = scratch.url.appendingPathComponent("err.txt")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) }; process.waitUntilExit() }
+        let run = try ToolTestRunner.start(
+            tool, ["train", "--train", "train.fifo", "--epochs", "1", "--out", "gone/m.safetensors"] + Self.model,
+            in: scratch.url)
+        let process = run.process
         // The FIFO opens for writing once the run has opened it for reading, i.e. after its checks (polled without
         // blocking, so a run that ends early cannot hang the test).
         var writer: Int32 = -1
@@ -288,18 +268,15 @@ struct ToolHostileInputTests {
             writer = open(fifo, O_WRONLY | O_NONBLOCK)
             if writer < 0 { usleep(5_000) }
         }
-        let early = String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self)
-        try #require(writer >= 0, "the run never opened its training text: \(early)")
+        try #require(writer >= 0, "the run never opened its training text: \(run.stderrSoFar)")
         _ = fcntl(writer, F_SETFL, fcntl(writer, F_GETFL) & ~O_NONBLOCK)
         try FileManager.default.removeItem(atPath: scratch.path("gone"))
         let text = Array(ToolTestFixture.words(sentences: 430, seed: 1).utf8)
         text.withUnsafeBytes { _ = Glibc.write(writer, $0.baseAddress, $0.count) }
         close(writer)
-        let deadline = Date().addingTimeInterval(120)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
-        process.waitUntilExit()
-        let stderr = String(decoding: try Data(contentsOf: err), as: UTF8.self)
-        #expect(process.terminationStatus != 0, "\(stderr)")
+        let result = try run.finish(timeout: 120)
+        let stderr = result.stderr
+        #expect(result.exited && result.status != 0, "\(stderr)")
         #expect(stderr.contains("cannot write the model to gone/m.safetensors"), "\(stderr)")
         #expect(stderr.contains("was saved to"), "\(stderr)")
         let rescued = scratch.path("m.rescued.safetensors")

@@ -4,6 +4,9 @@
 import Foundation
 import RNNCore
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What one run of the tool produced.
 struct ToolTestResult: CustomStringConvertible {
@@ -74,19 +77,33 @@ enum ToolTestRunner {
     /// Runs `rnncore arguments…` in `directory`, stopping it after `timeout` seconds.
     static func run(_ executable: URL, _ arguments: [String], in directory: URL,
                     timeout: TimeInterval = 60) throws -> ToolTestResult {
-        // Output goes to files, not pipes: a chatty child can never block on a full pipe.
-        let capture = FileManager.default.temporaryDirectory
+        try start(executable, arguments, in: directory).finish(timeout: timeout)
+    }
+
+    /// Starts `rnncore arguments…` in `directory` and returns at once; ``RunningTool/finish(timeout:)`` waits.
+    static func start(_ executable: URL, _ arguments: [String], in directory: URL) throws -> RunningTool {
+        try RunningTool(executable, arguments, in: directory)
+    }
+}
+
+/// A started `rnncore` process whose output goes to files, not pipes (a chatty child can never block on a full
+/// pipe). Killed (SIGKILL) if still running when released.
+final class RunningTool {
+    let process = Process()
+    private let capture: URL
+    private let outURL: URL, errURL: URL
+    private let out: FileHandle, err: FileHandle
+
+    init(_ executable: URL, _ arguments: [String], in directory: URL) throws {
+        capture = FileManager.default.temporaryDirectory
             .appendingPathComponent("rnncore-tool-output-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: capture) }
-        let outURL = capture.appendingPathComponent("stdout")
-        let errURL = capture.appendingPathComponent("stderr")
+        outURL = capture.appendingPathComponent("stdout")
+        errURL = capture.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-
-        let process = Process()
+        out = try FileHandle(forWritingTo: outURL)
+        err = try FileHandle(forWritingTo: errURL)
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
@@ -94,18 +111,30 @@ enum ToolTestRunner {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? out.close()
+        try? err.close()
+        try? FileManager.default.removeItem(at: capture)
+    }
+
+    /// What the process has written to standard error so far.
+    var stderrSoFar: String { String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self) }
+
+    /// Waits for the process to end, stopping it after `timeout` seconds, and returns what it produced.
+    func finish(timeout: TimeInterval = 60) throws -> ToolTestResult {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(5_000) }
         let timedOut = process.isRunning
         if timedOut { process.terminate() }
         process.waitUntilExit()
-        try out.close()
-        try err.close()
         return ToolTestResult(
             status: process.terminationStatus, reason: process.terminationReason,
             stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self),
-            timedOut: timedOut)
+            stderr: stderrSoFar, timedOut: timedOut)
     }
 }
 
