@@ -179,42 +179,20 @@ struct TrainCheckpointToolTests {
     /// Starts `rnncore arguments…`, sends SIGINT once it has reported training progress, and waits for it to exit.
     /// Retries (at most 3 times) when the run finished before the signal could be sent.
     static func runAndInterrupt(_ tool: URL, _ arguments: [String], in scratch: ToolTestScratchDirectory) throws -> ToolTestResult {
-        for attempt in 0..<3 {
-            let out = scratch.url.appendingPathComponent("interrupt-\(attempt).out")
-            let err = scratch.url.appendingPathComponent("interrupt-\(attempt).err")
-            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-            _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-            let (outHandle, errHandle) = (try FileHandle(forWritingTo: out), try FileHandle(forWritingTo: err))
-            let process = Process()
-            process.executableURL = tool
-            process.arguments = arguments
-            process.currentDirectoryURL = scratch.url
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = outHandle
-            process.standardError = errHandle
-            try process.run()
+        for _ in 0..<3 {
+            let run = try ToolTestRunner.start(tool, arguments, in: scratch.url)
             // Progress lines go to standard error unbuffered: the first one comes after 20 batches.
             let deadline = Date().addingTimeInterval(120)
             var signalled = false
-            while process.isRunning && Date() < deadline {
-                if (try? String(contentsOf: err, encoding: .utf8))?.contains("epoch 1/") == true {
-                    kill(process.processIdentifier, SIGINT)
+            while run.process.isRunning && Date() < deadline {
+                if run.stderrSoFar.contains("epoch 1/") {
+                    kill(run.process.processIdentifier, SIGINT)
                     signalled = true
                     break
                 }
                 usleep(2_000)
             }
-            let exitDeadline = Date().addingTimeInterval(120)
-            while process.isRunning && Date() < exitDeadline { usleep(5_000) }
-            let timedOut = process.isRunning
-            if timedOut { process.terminate() }
-            process.waitUntilExit()
-            try outHandle.close()
-            try errHandle.close()
-            let result = ToolTestResult(
-                status: process.terminationStatus, reason: process.terminationReason,
-                stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
-                stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self), timedOut: timedOut)
+            let result = try run.finish(timeout: 120)
             if signalled && !(result.reason == .exit && result.status == 0) { return result }
         }
         Issue.record("the run always finished before it could be interrupted")
