@@ -43,11 +43,11 @@ extern "C" {
 /* ---- versions --------------------------------------------------------------------------------------------- */
 
 #define RNNCORE_VERSION_MAJOR 0
-#define RNNCORE_VERSION_MINOR 1
+#define RNNCORE_VERSION_MINOR 2
 #define RNNCORE_VERSION_PATCH 0
 #define RNNCORE_VERSION_NUMBER (RNNCORE_VERSION_MAJOR * 10000 + RNNCORE_VERSION_MINOR * 100 + RNNCORE_VERSION_PATCH)
 /* The ABI version changes only on an incompatible change to this header; it equals the library's SOVERSION. */
-#define RNNCORE_ABI_VERSION 0
+#define RNNCORE_ABI_VERSION 1
 
 /* ---- export and deprecation macros ------------------------------------------------------------------------ */
 
@@ -120,59 +120,6 @@ RNNCORE_API rnncore_status rnncore_rnn_step_backward(
 /* Number of floats rnncore_rnn_step_backward needs as workspace (N*H). */
 RNNCORE_API rnncore_status rnncore_rnn_step_backward_workspace_size(int64_t *count, int64_t N, int64_t H);
 
-/* ---- tanh RNN: a whole window of T steps (TimeRNN) ---------------------------------------------------------
- * hs[:,t] = tanh(xs[:,t]·Wx + hs[:,t-1]·Wh + b), hs[:,-1] = h0. The input projection of all N*T rows is one
- * GEMM; only h·Wh stays in the time loop. Stateful use: pass the previous window's last state as h0. */
-
-RNNCORE_API rnncore_status rnncore_rnn_forward(
-    float *hs,            /* (N,T,H) out, overwritten: every hidden state (backward needs them) */
-    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL; may equal h0 (carry the state) */
-    const float *xs,      /* (N,T,D) */
-    const float *h0,      /* (N,H); may be NULL for zeros */
-    const float *wx,      /* (D,H) */
-    const float *wh,      /* (H,H) */
-    const float *b,       /* (H); may be NULL */
-    int64_t N, int64_t T, int64_t D, int64_t H);
-
-/* Backpropagation through time over the window. The per-step loop computes only dt = dh ⊙ (1-h²) and
- * dh_prev = dt·Whᵀ; dX = dT·Wxᵀ, dWx += Xᵀ·dT, dWh += H_prevᵀ·dT run as single GEMMs after the loop.
- * Gradients are cut at the window's start except through dh0, which receives ∂L/∂h0. */
-RNNCORE_API rnncore_status rnncore_rnn_backward(
-    float *dxs,           /* (N,T,D) out, overwritten; may be NULL */
-    float *dh0,           /* (N,H) out, overwritten; may be NULL */
-    float *dwx,           /* (D,H) accumulated */
-    float *dwh,           /* (H,H) accumulated */
-    float *db,            /* (H) accumulated; may be NULL */
-    float *workspace,     /* see rnncore_rnn_backward_workspace_size */
-    const float *dhs,     /* (N,T,H) gradient of the loss with respect to every hs */
-    const float *dh_last, /* (N,H) extra gradient flowing into hs[:,T-1] from later; may be NULL */
-    const float *xs,      /* (N,T,D) the forward input */
-    const float *h0,      /* (N,H) the forward initial state; may be NULL for zeros */
-    const float *hs,      /* (N,T,H) the forward output */
-    const float *wx,      /* (D,H) */
-    const float *wh,      /* (H,H) */
-    int64_t N, int64_t T, int64_t D, int64_t H);
-
-/* Number of floats rnncore_rnn_backward needs as workspace (2*N*T*H + N*H). */
-RNNCORE_API rnncore_status rnncore_rnn_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H);
-
-/* ---- truncated backpropagation inside the window ----------------------------------------------------------
- * The same as rnncore_rnn_backward, except that the error of each output hs[:,t] flows back through at most
- * `truncation` steps: it reaches the pre-activations of steps t, t-1, ..., t-truncation+1 and no further
- * (dh_last counts as an error of step T-1). With 1 <= truncation < T, dh0 receives only the errors still
- * inside their limit when they leave step 0, those of outputs t <= truncation-2. truncation = 0, or
- * truncation >= T, is full backpropagation through the window, dh0 included, and gives exactly the results of
- * rnncore_rnn_backward. Cost: the recurrent GEMM of each step grows to truncation-1 times N rows. */
-RNNCORE_API rnncore_status rnncore_rnn_backward_truncated(
-    float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *workspace,
-    const float *dhs, const float *dh_last, const float *xs, const float *h0, const float *hs,
-    const float *wx, const float *wh, int64_t N, int64_t T, int64_t D, int64_t H,
-    int64_t truncation); /* >= 0 */
-
-/* Number of floats rnncore_rnn_backward_truncated needs as workspace. */
-RNNCORE_API rnncore_status rnncore_rnn_backward_truncated_workspace_size(int64_t *count, int64_t N, int64_t T,
-                                                                          int64_t H, int64_t truncation);
-
 /* ---- LSTM: one step ------------------------------------------------------------------------------------------
  * The four gates share one fused GEMM over concatenated weights, in PyTorch's order i, f, g, o along the 4H
  * columns: a = x·Wx + h_prev·Wh + b with Wx (D,4H), Wh (H,4H), b (4H), then
@@ -216,51 +163,138 @@ RNNCORE_API rnncore_status rnncore_lstm_step_backward(
 /* Number of floats rnncore_lstm_step_backward needs as workspace (4*N*H). */
 RNNCORE_API rnncore_status rnncore_lstm_step_backward_workspace_size(int64_t *count, int64_t N, int64_t H);
 
-/* ---- LSTM: a whole window of T steps -----------------------------------------------------------------------
- * The step above for t = 0..T-1 from (h0, c0). The input projection of all N*T rows is one GEMM; the time loop
- * holds one (N,H)x(H,4H) GEMM and one fused pass over the gates. */
+/* ---- recurrent cells over a window of T steps -------------------------------------------------------------
+ * Every cell has the same five functions, with the same arguments in the same order:
+ *
+ *   rnncore_<cell>_sizes(&sizes, &window)                         buffer sizes of this window (below)
+ *   rnncore_<cell>_forward(hs, cache, state_last, xs, state0, &weights, &window)
+ *   rnncore_<cell>_backward(dxs, dstate0, &gradients, workspace,
+ *                           dhs, dstate_last, xs, state0, hs, cache, &weights, &window)
+ *
+ * for <cell> in rnn (tanh), rnn_relu, lstm and gru. Forward runs the cell for t = 0..T-1 from state0; the input
+ * projection xs·Wx + b of all N*T rows is one GEMM, and the time loop holds one (N,H)x(H,G) GEMM and one fused
+ * pass over the gates per step. Backward is backpropagation through time over the window, with the truncation
+ * rule below.
+ *
+ * State:    S tensors of (N,H) stacked into one (S,N,H) buffer: S = 1 (h) for rnn, rnn_relu and gru; S = 2 (h,
+ *           then c) for lstm. state0 may be NULL for zeros; state_last (may be NULL) may equal state0 to carry the
+ *           state from one window to the next. dstate_last (may be NULL) is the gradient flowing into state_last
+ *           from later; dstate0 (may be NULL, overwritten) receives the gradient of the loss with respect to
+ *           state0 (whether state0 was given or was zeros).
+ * Weights:  G = gates·H columns, gates being 1 (rnn, rnn_relu), 4 (lstm, PyTorch's order i, f, g, o) or 3 (gru,
+ *           r, z, n). wx (D,G) is PyTorch's weight_ihᵀ and wh (H,G) its weight_hhᵀ. b (G) is the input bias (for
+ *           rnn, rnn_relu and lstm PyTorch's bias_ih + bias_hh; for gru bias_ih alone); b_hidden (G) is the
+ *           hidden bias of the gru (PyTorch's bias_hh: b_hn sits inside r ⊙ (h·Whn + b_hn)) and must be NULL for
+ *           the other cells. A NULL bias is zeros.
+ * Cache:    what backward needs besides hs, written by forward: sizes.cache floats, NULL allowed when that is 0.
+ *           Its contents are the cell's business (rnn: none; lstm: cs (N,T,H) then the activated gates
+ *           (N,T,4H); gru: r, z, n and h·Whn + b_hn per step, (N,T,4H)).
+ * Gradients: dwx, dwh, db, db_hidden are ACCUMULATED (db and db_hidden may be NULL; db_hidden must be NULL
+ *           except for the gru). dxs (may be NULL) and dstate0 are OVERWRITTEN.
+ * Truncation: window->truncation >= 0. The error of each output hs[:,t] flows back through at most `truncation`
+ *           steps: it reaches the pre-activations of steps t, t-1, ..., t-truncation+1 and no further
+ *           (dstate_last counts as an error of step T-1). With 1 <= truncation < T, dstate0 receives only the
+ *           errors still inside their limit when they leave step 0. truncation = 0, or truncation >= T, is full
+ *           backpropagation through the window and gives exactly (bit for bit) the same results as each other.
+ *           Cost: the recurrent GEMM of each step grows to min(truncation, T)-1 times N rows. Forward ignores it.
+ *
+ * The cells, with a = x·Wx + b and u = h_prev·Wh (+ b_hidden), sliced into H-wide gate blocks:
+ *   rnn:      h = tanh(a + u)
+ *   rnn_relu: h = max(0, a + u)                       (torch.nn.RNN(nonlinearity='relu'))
+ *   lstm:     i, f, o = σ(a + u) blocks 0, 1, 3; g = tanh(a + u) block 2; c = f ⊙ c_prev + i ⊙ g; h = o ⊙ tanh(c)
+ *   gru:      r = σ(a_r + u_r), z = σ(a_z + u_z), n = tanh(a_n + r ⊙ u_n), h = (1 - z) ⊙ n + z ⊙ h_prev
+ *                                                     (torch.nn.GRU)
+ */
 
-RNNCORE_API rnncore_status rnncore_lstm_forward(
-    float *hs,            /* (N,T,H) out, overwritten: every hidden state */
-    float *cs,            /* (N,T,H) out, overwritten: every cell state (backward needs them) */
-    float *gates,         /* (N,T,4H) out, overwritten: every activated gate (backward needs them) */
-    float *h_last,        /* (N,H) out, overwritten with hs[:,T-1]; may be NULL; may equal h0 */
-    float *c_last,        /* (N,H) out, overwritten with cs[:,T-1]; may be NULL; may equal c0 */
-    const float *xs,      /* (N,T,D) */
-    const float *h0,      /* (N,H); may be NULL for zeros */
-    const float *c0,      /* (N,H); may be NULL for zeros */
-    const float *wx,      /* (D,4H) */
-    const float *wh,      /* (H,4H) */
-    const float *b,       /* (4H); may be NULL */
-    int64_t N, int64_t T, int64_t D, int64_t H);
+/* The sizes of a window; passed by pointer, fields are only ever appended. */
+typedef struct rnncore_window {
+    int64_t N;            /* batch size (parallel streams), > 0 */
+    int64_t T;            /* time steps, > 0 */
+    int64_t D;            /* input size, > 0 */
+    int64_t H;            /* hidden size, > 0 */
+    int64_t truncation;   /* backward: steps each error flows back, >= 0; 0 = the whole window */
+} rnncore_window;
 
-/* Backpropagation through time over the window, with the truncation rule of rnncore_rnn_backward_truncated
- * (truncation = 0: the whole window). dh0 and dc0 receive the gradients flowing into the initial state. */
-RNNCORE_API rnncore_status rnncore_lstm_backward(
-    float *dxs,           /* (N,T,D) out, overwritten; may be NULL */
-    float *dh0,           /* (N,H) out, overwritten; may be NULL */
-    float *dc0,           /* (N,H) out, overwritten; may be NULL */
-    float *dwx,           /* (D,4H) accumulated */
-    float *dwh,           /* (H,4H) accumulated */
-    float *db,            /* (4H) accumulated; may be NULL */
-    float *workspace,     /* see rnncore_lstm_backward_workspace_size */
-    const float *dhs,     /* (N,T,H) gradient of the loss with respect to every hs */
-    const float *dh_last, /* (N,H) extra gradient into hs[:,T-1] from later; may be NULL */
-    const float *dc_last, /* (N,H) extra gradient into cs[:,T-1] from later; may be NULL */
-    const float *xs,      /* (N,T,D) the forward input */
-    const float *h0,      /* (N,H) the forward initial state; may be NULL for zeros */
-    const float *c0,      /* (N,H) the forward initial cell state; may be NULL for zeros */
-    const float *hs,      /* (N,T,H) the forward output */
-    const float *cs,      /* (N,T,H) the forward output */
-    const float *gates,   /* (N,T,4H) the forward output */
-    const float *wx,      /* (D,4H) */
-    const float *wh,      /* (H,4H) */
-    int64_t N, int64_t T, int64_t D, int64_t H,
-    int64_t truncation);  /* >= 0; 0 = no limit inside the window */
+/* The weights of one cell; passed by pointer, fields are only ever appended. */
+typedef struct rnncore_cell_weights {
+    const float *wx;        /* (D,G) */
+    const float *wh;        /* (H,G) */
+    const float *b;         /* (G); may be NULL */
+    const float *b_hidden;  /* (G); gru only (may be NULL there); NULL for every other cell */
+} rnncore_cell_weights;
 
-/* Number of floats rnncore_lstm_backward needs as workspace. */
-RNNCORE_API rnncore_status rnncore_lstm_backward_workspace_size(int64_t *count, int64_t N, int64_t T, int64_t H,
-                                                                 int64_t truncation);
+/* The gradients of one cell's weights, accumulated (+=); fields are only ever appended. */
+typedef struct rnncore_cell_gradients {
+    float *dwx;             /* (D,G) accumulated */
+    float *dwh;             /* (H,G) accumulated */
+    float *db;              /* (G) accumulated; may be NULL */
+    float *db_hidden;       /* (G) accumulated; gru only (may be NULL there); NULL for every other cell */
+} rnncore_cell_gradients;
+
+/* What a cell needs for a window, written by rnncore_<cell>_sizes; fields are only ever appended. */
+typedef struct rnncore_cell_sizes {
+    int64_t gates;          /* G / H: 1, 4 or 3 */
+    int64_t states;         /* S: 1, or 2 for the lstm */
+    int64_t cache;          /* floats of the forward cache */
+    int64_t workspace;      /* floats of the backward workspace (depends on window->truncation) */
+} rnncore_cell_sizes;
+
+/* The tanh RNN; every other cell below takes exactly these arguments. */
+RNNCORE_API rnncore_status rnncore_rnn_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_rnn_forward(
+    float *hs,                 /* (N,T,H) out, overwritten: every hidden state */
+    float *cache,              /* (sizes.cache) out, overwritten; may be NULL when sizes.cache is 0 */
+    float *state_last,         /* (S,N,H) out, overwritten; may be NULL; may equal state0 */
+    const float *xs,           /* (N,T,D) */
+    const float *state0,       /* (S,N,H); may be NULL for zeros */
+    const rnncore_cell_weights *weights,
+    const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_rnn_backward(
+    float *dxs,                /* (N,T,D) out, overwritten; may be NULL */
+    float *dstate0,            /* (S,N,H) out, overwritten; may be NULL */
+    const rnncore_cell_gradients *gradients,
+    float *workspace,          /* (sizes.workspace) scratch */
+    const float *dhs,          /* (N,T,H) gradient of the loss with respect to every hs */
+    const float *dstate_last,  /* (S,N,H) gradient flowing into state_last from later; may be NULL */
+    const float *xs,           /* (N,T,D) the forward input */
+    const float *state0,       /* (S,N,H) the forward initial state; may be NULL for zeros */
+    const float *hs,           /* (N,T,H) the forward output */
+    const float *cache,        /* (sizes.cache) the forward cache */
+    const rnncore_cell_weights *weights,
+    const rnncore_window *window);
+
+/* The ReLU RNN (torch.nn.RNN(nonlinearity='relu')). */
+RNNCORE_API rnncore_status rnncore_rnn_relu_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_rnn_relu_forward(float *hs, float *cache, float *state_last, const float *xs,
+                                              const float *state0, const rnncore_cell_weights *weights,
+                                              const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_rnn_relu_backward(float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
+                                               float *workspace, const float *dhs, const float *dstate_last,
+                                               const float *xs, const float *state0, const float *hs,
+                                               const float *cache, const rnncore_cell_weights *weights,
+                                               const rnncore_window *window);
+
+/* The LSTM: S = 2 (h, c), G = 4H. */
+RNNCORE_API rnncore_status rnncore_lstm_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_lstm_forward(float *hs, float *cache, float *state_last, const float *xs,
+                                              const float *state0, const rnncore_cell_weights *weights,
+                                              const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_lstm_backward(float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
+                                               float *workspace, const float *dhs, const float *dstate_last,
+                                               const float *xs, const float *state0, const float *hs,
+                                               const float *cache, const rnncore_cell_weights *weights,
+                                               const rnncore_window *window);
+
+/* The GRU: G = 3H, two biases. */
+RNNCORE_API rnncore_status rnncore_gru_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_gru_forward(float *hs, float *cache, float *state_last, const float *xs,
+                                              const float *state0, const rnncore_cell_weights *weights,
+                                              const rnncore_window *window);
+RNNCORE_API rnncore_status rnncore_gru_backward(float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
+                                               float *workspace, const float *dhs, const float *dstate_last,
+                                               const float *xs, const float *state0, const float *hs,
+                                               const float *cache, const rnncore_cell_weights *weights,
+                                               const rnncore_window *window);
 
 /* ---- embedding (TimeEmbedding) ----------------------------------------------------------------------------- */
 
