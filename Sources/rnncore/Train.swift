@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
     @Option(help: "Token inputs: embedding (trained table of size --embed) or one-hot (size V; small vocabularies such as --level char).")
     var input: InputEncoding = .embedding
     @Option(parsing: .unconditional, help: "Hidden size H.") var hidden: Int = 100
-    @Option(help: "Recurrent cell: rnn (tanh) or lstm.") var cell: CellKind = .rnn
+    @Option(help: ArgumentHelp("Recurrent cell: \(CellSpecification.helpList).")) var cell: CellKind = .rnn
     @Option(parsing: .unconditional, help: "Number of stacked recurrent layers.") var layers: Int = 1
     @Option(parsing: .unconditional, help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
     var dropout: Float = 0
@@ -118,7 +118,7 @@ struct Train: ParsableCommand {
             trainer = Trainer(model: model, optimizer: opt, options: options)
         }
         trainer.nonFiniteLossFromStep = injectNonFiniteLossFromStep
-        log("model: \(layers)-layer \(cell == .lstm ? "LSTM" : "tanh RNN"), V=\(config.vocabularySize) \(input == .oneHot ? "one-hot inputs" : "D=\(embed)") H=\(hidden)"
+        log("model: \(layers)-layer \(cell.specification.displayName), V=\(config.vocabularySize) \(input == .oneHot ? "one-hot inputs" : "D=\(embed)") H=\(hidden)"
             + (dropout > 0 ? ", dropout \(dropout)" : "") + ", "
             + "\(trainer.model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
             + "N=\(batch) T=\(bptt)" + (bpttTruncation > 0 ? " (errors back at most \(bpttTruncation) steps)" : "")

@@ -116,7 +116,7 @@ public struct TrainingCheckpoint: Sendable {
     public func makeModel() throws(CheckpointError) -> RNNLanguageModel {
         do {
             let model = try RNNLanguageModel(configuration: configuration, tensors: parameters)
-            for (layer, (stateful, truncation)) in zip(model.recurrentLayers, zip(layers.stateful, layers.truncation)) {
+            for (layer, (stateful, truncation)) in zip(model.network.recurrentLayers, zip(layers.stateful, layers.truncation)) {
                 layer.isStateful = stateful
                 layer.truncation = truncation
             }
@@ -212,8 +212,8 @@ extension Trainer {
             epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds,
             bestValidPerplexity: run.bestPerplexity, reports: reports.map(ReportRecord.init))
         let random = RandomRecord(dropout: model.dropoutGenerator.state.map(RandomRecord.hex))
-        let layers = LayersRecord(stateful: model.recurrentLayers.map(\.isStateful),
-                                  truncation: model.recurrentLayers.map(\.truncation))
+        let layers = LayersRecord(stateful: model.network.recurrentLayers.map(\.isStateful),
+                                  truncation: model.network.recurrentLayers.map(\.truncation))
         let encoder = JSONEncoder.trainingCheckpoint
         do {
             file.metadata = extra.merging([
