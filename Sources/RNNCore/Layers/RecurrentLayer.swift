@@ -138,7 +138,7 @@ public final class RecurrentLayer {
         }
         if cache != nil { releaseCache() }
         hs.prepare(N, T, H)
-        kernelCache.prepare(max(sizes.cache, 1), 1)
+        kernelCache.prepare(sizes.cache, 1)
         // The new state goes into the spare buffer; the old one stays intact as state0 for backward.
         var stateLast = spareState ?? Tensor(zeros: [S, N, H])
         spareState = nil
@@ -209,15 +209,22 @@ public final class RecurrentLayer {
         try backward(dhs, finalStateGradient: stacked, into: &dxs)
     }
 
-    /// Backpropagates through the last window with no gradient from later windows and returns dxs (N, T, D).
-    public func backward(_ dhs: Tensor) throws(RNNCoreError) -> Tensor {
+    /// Backpropagates through the last window and returns dxs (N, T, D); `finalStateGradient` is S (N, H)
+    /// tensors, or empty (the default) for no gradient from later windows.
+    public func backward(_ dhs: Tensor, finalStateGradient: [Tensor] = []) throws(RNNCoreError) -> Tensor {
         var dxs = Tensor(zeros: [])
-        try backward(dhs, finalStateGradient: nil, into: &dxs)
+        try backward(dhs, finalStateGradient: finalStateGradient, into: &dxs)
         return dxs
     }
 
     /// Drops what forward kept for `backward`, so that the buffers it came from can be reused in place.
     public func releaseCache() { cache = nil }
+
+    /// The floats of every buffer the layer owns (states, their spare, the state gradient, the kernel cache and
+    /// workspace), for tests that check memory estimates.
+    var bufferScalarCount: Int {
+        [state, spareState, initialStateGradient, kernelCache].reduce(workspace.count) { $0 + ($1?.count ?? 0) }
+    }
 
     /// Calls `body` with the C description of the weights.
     private func withWeights(_ body: (UnsafePointer<rnncore_cell_weights>) -> rnncore_status) -> rnncore_status {

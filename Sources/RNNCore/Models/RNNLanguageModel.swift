@@ -216,6 +216,17 @@ public final class RNNLanguageModel {
         try output.forward(top, into: &logits)
     }
 
+    /// The activation buffers of the model and its stack (not the layers' states and workspaces), for tests that
+    /// check reuse.
+    var buffers: [Tensor] {
+        [embedded, logits, topGradient, inputDropout.mask, inputDropout.output, outputDropout.mask,
+         outputDropout.output] + network.buffers
+    }
+
+    /// The floats of every buffer the model, its stack and its layers keep between windows.
+    var bufferScalarCount: Int { [embedded, logits, topGradient, inputDropout.mask, inputDropout.output,
+                                  outputDropout.mask, outputDropout.output].reduce(network.bufferScalarCount) { $0 + $1.count } }
+
     /// Drops every layer's references to the activation buffers.
     private func releaseCaches() {
         embedding.releaseCache()

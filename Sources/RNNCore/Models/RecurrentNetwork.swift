@@ -353,6 +353,17 @@ public final class RecurrentNetwork {
     /// Drops what the layers kept for `backward`, so that the buffers it came from can be reused in place.
     public func releaseCache() { recurrentLayers.forEach { $0.releaseCache() } }
 
+    /// The activation buffers the network keeps between calls (not its layers'), for tests that check reuse.
+    var buffers: [Tensor] {
+        reversedInputs + directionOutputs + layerOutputs + dropouts.flatMap { [$0.mask, $0.output] }
+            + directionGradients + inputGradients + layerInputGradients
+    }
+
+    /// The floats of every buffer of the network and its layers, for tests that check memory estimates.
+    var bufferScalarCount: Int {
+        buffers.reduce(0) { $0 + $1.count } + recurrentLayers.reduce(0) { $0 + $1.bufferScalarCount }
+    }
+
     // MARK: Helpers
 
     /// Checks a state (or state gradient) for N streams: returns its S components (h, then an LSTM's c), each

@@ -58,7 +58,7 @@ enum ResumeFixture {
             vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: 7, layers: setup.layers,
             cell: setup.cell, dropout: setup.dropout)
         let model = try RNNLanguageModel(configuration: configuration, seed: 21)
-        model.recurrentLayers.forEach { $0.truncation = setup.truncation }
+        model.truncation = setup.truncation
         // Rates high enough that the validation perplexity stalls and the learning rate decays within 3 epochs.
         let optimizer: Optimizer = setup.adam ? Adam(learningRate: 0.08) : SGD(learningRate: 2)
         return Trainer(model: model, optimizer: optimizer, options: options(setup))
