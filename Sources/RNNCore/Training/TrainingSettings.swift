@@ -75,7 +75,16 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         model = try c.decode(ModelSettings.self, forKey: .model)
         training = try c.decode(TrainingOptions.self, forKey: .training)
         optimizer = try c.decode(OptimizerSettings.self, forKey: .optimizer)
-        seed = try c.decode(UInt64.self, forKey: .seed)
+        // A 64-bit word: Foundation's own error for -1 or 1.5 says only that the data is not valid JSON.
+        guard c.contains(.seed) else {
+            throw DecodingError.keyNotFound(CodingKeys.seed, .init(codingPath: c.codingPath, debugDescription: "no seed"))
+        }
+        do {
+            seed = try c.decode(UInt64.self, forKey: .seed)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .seed, in: c,
+                                                   debugDescription: "seed must be a whole number in 0...\(UInt64.max)")
+        }
         level = try c.decodeCase(of: Vocabulary.Level.self, forKey: .level)
         recipe = try c.decode(String?.self, forKey: .recipe)
     }
