@@ -82,6 +82,7 @@ struct NumericTrainingTests {
         options.bptt = bptt
         options.epochs = epochs
         options.clipNorm = 1
+        options.learningRateDecay = 1  // these runs test learning, not the schedule: no decay on a plateau
         options.evaluationBatchSize = 2
         options.progressInterval = 1000
         return options
