@@ -213,10 +213,10 @@ struct NumericLayerTests {
         _ = try stateless.forward(xs)
         expectApproximatelyEqual(try stateless.forward(xs), fromZeros, tolerance: Self.recurrent, "stateless window 2")
 
-        // setState sets the next window's h0; resetState goes back to zeros.
+        // setCarriedState sets the next window's h0; resetState goes back to zeros.
         let layer = try RecurrentLayer(cell: .rnn, wx: wx, wh: wh, b: b)
         let h0 = data.tensor([2, 5])
-        try layer.setState(h0)
+        try layer.setCarriedState([h0])
         let fromH0 = NumericsReference.rnnForward(xs: xs.widenedScalars, h0: h0.widenedScalars, wx: w, wh: u, b: c,
                                                   N: 2, T: 3, D: 4, H: 5)
         expectApproximatelyEqual(try layer.forward(xs), fromH0, tolerance: Self.recurrent, "forward after setState")
