@@ -33,7 +33,7 @@ extension TrainingCheckpoint {
         let name = "model/\(cell.rawValue).0.wh"
         if let shape = file.tensors[name]?.shape, shape != [H, gates],
            let other = CellKind.allCases.first(where: { shape == [H, $0.specification.gateWidth(hiddenSize: H)] }) {
-            throw .invalidMetadata(reason: "the configuration says the cell is \(cell.rawValue), but \(name) has the shape \(shape) of \(other.rawValue) weights; a checkpoint cannot be resumed as another cell kind")
+            throw .invalidMetadata(reason: "the configuration says the cell is \(cell.rawValue), but \(name) has the shape \(shape) of an \(other.rawValue) cell's weights; a checkpoint cannot be resumed as another cell kind")
         }
     }
 }

@@ -182,7 +182,7 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
             guard case .invalidEntry(let name, let reason) = error else { return false }
             return name == "optimizer/v/rnn.0.b" && reason.contains("negative")
         case .cellKindNamedOther: return metadata("the cell is lstm", "weights of an rnn", "another cell kind")
-        case .cellKindShapedOther: return metadata("the cell is lstm", "model/lstm.0.wh", "[7, 7]", "an rnn's weights")
+        case .cellKindShapedOther: return metadata("the cell is lstm", "model/lstm.0.wh", "[7, 7]", "an rnn cell's weights")
         }
     }
 }
