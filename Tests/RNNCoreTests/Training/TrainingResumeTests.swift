@@ -146,6 +146,9 @@ struct TrainingResumeTests {
         .init(name: "SGD, no restoreBest, no decay", adam: false, restoreBest: false, learningRateDecay: 1, stops: [150]),
         .init(name: "LSTM, 2 layers, dropout, truncation", layers: 2, cell: .lstm, dropout: 0.3, truncation: 3,
               stops: [50, 180]),
+        .init(name: "GRU, 2 layers, dropout, truncation", layers: 2, cell: .gru, dropout: 0.3, truncation: 3,
+              stops: [50, 180]),
+        .init(name: "relu RNN, SGD", adam: false, cell: .rnnRelu, stops: [60]),
         // The scheduled decay after epoch 2 happens on every machine, so a resume in epoch 3 must carry it.
         .init(name: "Adam, scheduled decay from epoch 2", learningRateDecayStart: 2, stops: [150, 250]),
     ]
