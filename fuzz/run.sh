@@ -18,6 +18,12 @@ scratch="${TMPDIR:-/tmp}/rnncore-fuzz-build"
 bash scripts/install-deps.sh
 swift build -c release --scratch-path "$scratch" --target RNNCore -Xswiftc -sanitize=fuzzer,address >&2
 build="$scratch/release"
+# Only the objects of today's sources: a scratch folder kept from an older checkout may hold objects of files that
+# are gone (their symbols would no longer link).
+objects=()
+while IFS= read -r source; do objects+=("$build/RNNCore.build/$(basename "$source").o"); done \
+  < <(find Sources/RNNCore -name '*.swift' | sort)
+for source in CKernels/*.c; do objects+=("$build/CRNNCore.build/CKernels/$(basename "$source").o"); done
 work=""
 trap '[ -n "$work" ] && rm -rf "$work"' EXIT
 failed=()
@@ -26,7 +32,7 @@ for target in checkpoint corpus; do
   status=0
   swiftc -O -sanitize=fuzzer,address -parse-as-library "fuzz/$target.swift" -I "$build/Modules" \
     -Xcc -fmodule-map-file="$build/CRNNCore.build/module.modulemap" -Xcc -I"$PWD/include" \
-    "$build"/RNNCore.build/*.o "$build"/CRNNCore.build/CKernels/*.o -lopenblas -lm \
+    "${objects[@]}" -lopenblas -lm \
     -o "$scratch/fuzz-$target" >"$scratch/link-$target.log" 2>&1 || status=$?
   grep -v "Cannot export local symbol" "$scratch/link-$target.log" >&2 || true
   if [ "$status" -ne 0 ]; then
