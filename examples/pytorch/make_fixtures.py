@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """Writes the PyTorch fixtures that Tests/RNNCoreTests/Models/RecurrentNetworkTests.swift checks against.
 
-For every combination of cell (torch.nn.RNN with tanh, torch.nn.LSTM), layer count (1, 2) and direction
-(batch_first=True, uni- and bidirectional) it builds a small module with a fixed seed (D=3 inputs, H=4 hidden,
-batch N=2, T=5 steps, nonzero h0 and c0), runs it, and writes one safetensors file holding
+For every combination of cell, layer count (1, 2) and direction (batch_first=True, uni- and bidirectional) it
+builds a small module with a fixed seed (D=3 inputs, H=4 hidden, batch N=2, T=5 steps, nonzero h0 and c0), runs it,
+and writes one safetensors file <cell>_l<L>_<uni|bi>directional.safetensors. The cells, named as RNNCore's CellKind
+raw values:
 
-  <cell>.weight_ih_l0, <cell>.weight_hh_l0, ... the module's state dict under the prefix "rnn." or "lstm.",
-                                               as a model that keeps the module in `self.rnn` / `self.lstm` saves it
+  rnn        torch.nn.RNN (nonlinearity 'tanh')
+  lstm       torch.nn.LSTM
+  rnn-relu   torch.nn.RNN(nonlinearity='relu')
+  gru        torch.nn.GRU (gates r, z, n; bias_hh_n inside r * (h W_hn^T + b_hn))
+
+Each file holds
+
+  <cell>.weight_ih_l0, <cell>.weight_hh_l0, ... the module's state dict under the prefix "<cell>." ("rnn.", "lstm.",
+                                               "rnn-relu.", "gru."), as a model that keeps the module in `self.rnn`
+                                               / `self.lstm` / `self.gru` saves it
   input (N,T,D), h0 (L*dirs,N,H), c0           what the module was called with (c0: LSTM only)
   output (N,T,dirs*H), h_n, c_n                what it returned
   loss.output_weight, loss.h_n_weight,         the fixed weights w, v, u of the scalar loss
@@ -15,7 +24,18 @@ batch N=2, T=5 steps, nonzero h0 and c0), runs it, and writes one safetensors fi
   grad.input, grad.h0, grad.c0,                d loss / d input, h0, c0 and every parameter, the parameter
   grad.weight_ih_l0, ...                       gradients under PyTorch's names without the prefix
 
-and a __metadata__ with the sizes, the seed and the torch version. A last file, word_language_model_lstm, holds
+and a __metadata__ with the cell, the sizes, the seed and the torch version; the rnn-relu files add
+"nonlinearity": "relu", "torch_seed" (the torch.manual_seed they were drawn with) and "min_abs_preactivation".
+
+The ReLU's derivative jumps at 0, so a pre-activation a = x W_ih^T + b_ih + h W_hh^T + b_hh near 0 could take the
+other side of the kink in RNNCore's float32 arithmetic than in the float64 reference, and its output and gradients
+would then differ by far more than rounding. The script recomputes every pre-activation of every layer, direction
+and step in float64 (checking that this reproduces the module's output), and if one lies within RELU_MARGIN of 0
+or a hidden unit of some layer and direction is never active (its weights' gradients would all be 0, leaving them
+untested), it draws the fixture again from the next seed; it prints the smallest |a| of each file, and that smallest value
+is also stored in the metadata. (Float32 errors of the pre-activations are ~1e-6 here, RELU_MARGIN is 1e-3.)
+
+A last file, word_language_model_lstm, holds
 the state dict of a tiny RNNModel of PyTorch's word-level language model example (encoder.weight, rnn.*,
 decoder.weight, decoder.bias, under the prefix "model."), token ids (N,T) and the logits (N,T,V) it gives them.
 
@@ -43,6 +63,9 @@ import torch
 
 SEED = 20240601
 N, T, D, H = 2, 5, 3, 4
+CELLS = ("rnn", "lstm", "rnn-relu", "gru")
+RELU_MARGIN = 1e-3      # smallest |pre-activation| a relu fixture may have (see the module docstring)
+RELU_ATTEMPTS = 100     # seeds tried, SEED + ... + 1000·k for k < RELU_ATTEMPTS, before giving up
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_OUT = os.path.join(REPO, "Tests", "RNNCoreTests", "Fixtures", "pytorch")
 
@@ -94,10 +117,41 @@ def run(module, x, h0, c0, w, v, u):
     return out.detach(), h_n.detach(), None if c_n is None else c_n.detach(), loss.detach(), grads
 
 
-def make(cell, layers, bidirectional, out_dir):
-    torch.manual_seed(SEED + 100 * layers + 10 * int(bidirectional) + (1 if cell == "lstm" else 0))
-    kind = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
-    module = kind(input_size=D, hidden_size=H, num_layers=layers, bidirectional=bidirectional, batch_first=True)
+def module_kind(cell):
+    """The torch.nn module class (or constructor) of a cell name."""
+    return {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
+            "rnn-relu": lambda **sizes: torch.nn.RNN(nonlinearity="relu", **sizes)}[cell]
+
+
+def relu_preactivations(module, x, h0):
+    """Every pre-activation a = x W_ih^T + b_ih + h W_hh^T + b_hh of a relu torch.nn.RNN (batch_first) over every
+    layer, direction and step, recomputed in float64 from its parameters, and the output that recurrence gives
+    (to check it against the module's own)."""
+    p = {k: v.detach().double() for k, v in module.named_parameters()}
+    dirs = 2 if module.bidirectional else 1
+    inputs, pre = x.detach().double(), []
+    for l in range(module.num_layers):
+        outputs = []
+        for d in range(dirs):
+            s = "_l%d%s" % (l, "_reverse" if d == 1 else "")
+            h = h0[l * dirs + d].detach().double()
+            hs = [None] * T
+            for t in (range(T - 1, -1, -1) if d == 1 else range(T)):
+                a = (inputs[:, t] @ p["weight_ih" + s].T + p["bias_ih" + s]
+                     + h @ p["weight_hh" + s].T + p["bias_hh" + s])
+                pre.append(a)
+                h = torch.relu(a)
+                hs[t] = h
+            outputs.append(torch.stack(hs, dim=1))
+        inputs = torch.cat(outputs, dim=2)
+    return torch.stack(pre), inputs
+
+
+def draw(cell, layers, bidirectional, seed):
+    """The float32 module and the call's tensors drawn from torch.manual_seed(seed)."""
+    torch.manual_seed(seed)
+    module = module_kind(cell)(input_size=D, hidden_size=H, num_layers=layers, bidirectional=bidirectional,
+                               batch_first=True)
     dirs = 2 if bidirectional else 1
     x = torch.randn(N, T, D)
     h0 = 0.5 * torch.randn(layers * dirs, N, H)
@@ -105,6 +159,31 @@ def make(cell, layers, bidirectional, out_dir):
     w = torch.randn(N, T, dirs * H)
     v = torch.randn(layers * dirs, N, H)
     u = torch.randn(layers * dirs, N, H) if cell == "lstm" else None
+    return module, x, h0, c0, w, v, u
+
+
+def make(cell, layers, bidirectional, out_dir):
+    # The offsets of rnn (0) and lstm (1) are those the committed fixtures were drawn with.
+    seed = SEED + 100 * layers + 10 * int(bidirectional) + CELLS.index(cell)
+    extra = {}
+    dirs = 2 if bidirectional else 1
+    if cell == "rnn-relu":
+        for attempt in range(RELU_ATTEMPTS):
+            module, x, h0, c0, w, v, u = draw(cell, layers, bidirectional, seed + 1000 * attempt)
+            pre, _ = relu_preactivations(module, x, h0)  # (layers·dirs·T, N, H)
+            units_live = (pre.reshape(layers * dirs, T * N, H) > 0).any(dim=1).all().item()
+            if pre.abs().min().item() >= RELU_MARGIN and units_live:
+                break
+        else:
+            raise SystemExit(f"{cell} L{layers}: no seed in {RELU_ATTEMPTS} tries keeps every |pre-activation| "
+                             f">= {RELU_MARGIN} with every unit active at some step")
+        seed += 1000 * attempt
+        margin = pre.abs().min().item()
+        active = (pre > 0).double().mean().item()
+        extra = {"nonlinearity": "relu", "torch_seed": str(seed), "min_abs_preactivation": "%.6g" % margin}
+    else:
+        module, x, h0, c0, w, v, u = draw(cell, layers, bidirectional, seed)
+    kind = module_kind(cell)
 
     reference = kind(input_size=D, hidden_size=H, num_layers=layers, bidirectional=bidirectional,
                      batch_first=True).double()
@@ -112,6 +191,9 @@ def make(cell, layers, bidirectional, out_dir):
     wide = lambda t: None if t is None else t.double()  # noqa: E731
     out, h_n, c_n, loss, grads = run(reference, wide(x), wide(h0), wide(c0), wide(w), wide(v), wide(u))
     out32, h_n32, c_n32, loss32, grads32 = run(module, x, h0, c0, w, v, u)
+    if cell == "rnn-relu":  # the pre-activations checked above are the module's own
+        _, recomputed = relu_preactivations(reference, x, h0)
+        assert (recomputed - out).abs().max().item() < 1e-12, "relu recurrence does not reproduce torch.nn.RNN"
 
     tensors = {f"{cell}.{k}": p for k, p in module.state_dict().items()}
     tensors.update({"input": x, "h0": h0, "output": out, "h_n": h_n, "loss": loss,
@@ -124,7 +206,7 @@ def make(cell, layers, bidirectional, out_dir):
     metadata = {"cell": cell, "layers": str(layers), "bidirectional": str(bidirectional).lower(),
                 "input_size": str(D), "hidden_size": str(H), "batch": str(N), "steps": str(T), "seed": str(SEED),
                 "torch": torch.__version__, "reference_dtype": "float64",
-                "generator": "examples/pytorch/make_fixtures.py"}
+                "generator": "examples/pytorch/make_fixtures.py", **extra}
     write_safetensors(os.path.join(out_dir, name), tensors, metadata)
 
     # How far PyTorch's own float32 computation lies from the float64 reference (relative to max(1, |ref|)).
@@ -133,7 +215,9 @@ def make(cell, layers, bidirectional, out_dir):
     worst = max([gap(out32, out), gap(h_n32, h_n), gap(loss32, loss)] + ([gap(c_n32, c_n)] if c_n is not None else [])
                 + [gap(grads32[k], grads[k]) for k in grads])
     size = os.path.getsize(os.path.join(out_dir, name))
-    print(f"{name}: {size} bytes; torch float32 vs float64 reference: max error {worst:.2e}")
+    note = (f"; smallest |pre-activation| {margin:.3g}, {100 * active:.0f}% positive (torch seed {seed})"
+            if cell == "rnn-relu" else "")
+    print(f"{name}: {size} bytes; torch float32 vs float64 reference: max error {worst:.2e}{note}")
 
 
 def make_word_language_model(out_dir):
@@ -166,7 +250,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
-    for cell in ("rnn", "lstm"):
+    for cell in CELLS:
         for layers in (1, 2):
             for bidirectional in (False, True):
                 make(cell, layers, bidirectional, args.out)
