@@ -32,11 +32,10 @@ other side of the kink in RNNCore's float32 arithmetic than in the float64 refer
 would then differ by far more than rounding. The script recomputes every pre-activation of every layer, direction
 and step in float64 (checking that this reproduces the module's output), and if one lies within RELU_MARGIN of 0
 or a hidden unit of some layer and direction is never active (its weights' gradients would all be 0, leaving them
-untested), it draws the fixture again from the next seed; it prints the smallest |a| of each file, and that smallest value
-is also stored in the metadata. (Float32 errors of the pre-activations are ~1e-6 here, RELU_MARGIN is 1e-3.)
+untested), it draws the fixture again from the next seed. It prints the smallest |a| of each file (also stored in
+the metadata). Float32 errors of the pre-activations are ~1e-6 here; RELU_MARGIN is 1e-3.
 
-A last file, word_language_model_lstm, holds
-the state dict of a tiny RNNModel of PyTorch's word-level language model example (encoder.weight, rnn.*,
+A last file, word_language_model_lstm, holds the state dict of a tiny RNNModel of PyTorch's word-level language model example (encoder.weight, rnn.*,
 decoder.weight, decoder.bias, under the prefix "model."), token ids (N,T) and the logits (N,T,V) it gives them.
 
 Every input and weight is drawn in float32 (the module's own initialisation, U(-1/sqrt(H), 1/sqrt(H))), then the
