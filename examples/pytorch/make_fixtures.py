@@ -35,8 +35,9 @@ or a hidden unit of some layer and direction is never active (its weights' gradi
 untested), it draws the fixture again from the next seed. It prints the smallest |a| of each file (also stored in
 the metadata). Float32 errors of the pre-activations are ~1e-6 here; RELU_MARGIN is 1e-3.
 
-A last file, word_language_model_lstm, holds the state dict of a tiny RNNModel of PyTorch's word-level language model example (encoder.weight, rnn.*,
-decoder.weight, decoder.bias, under the prefix "model."), token ids (N,T) and the logits (N,T,V) it gives them.
+A last file, word_language_model_lstm, holds the state dict of a tiny RNNModel of PyTorch's word-level language
+model example (encoder.weight, rnn.*, decoder.weight, decoder.bias, under the prefix "model."), token ids (N,T) and
+the logits (N,T,V) it gives them.
 
 Every input and weight is drawn in float32 (the module's own initialisation, U(-1/sqrt(H), 1/sqrt(H))), then the
 module and its inputs are widened to float64 and run again: the stored outputs and gradients are that float64
