@@ -17,7 +17,8 @@
   clipping, SGD) and a forward-only step, in float64 (1e-10) and float32
   (1e-5), at a tiny size;
 * global-norm clipping and SGD behave as specified;
-* a float32 model stays float32 through a training step;
+* a float32 model (SimpleRnnlm, LstmRnnlm, GruRnnlm) stays float32 through a
+  training step;
 * the loss decreases over 20 SGD steps on a tiny repeating sequence;
 * numpy_rnnlm.py --config BOOK --steps 2 --warmup 1 --json prints exactly one
   JSON object with the required keys;
@@ -359,6 +360,23 @@ class Float32AndTraining(unittest.TestCase):
         for layer in model.lstm_layers:
             self.assertEqual(layer.h.dtype, np.float32)
             self.assertEqual(layer.c.dtype, np.float32)
+
+    def test_gru_float32_everywhere(self):
+        V, D, H, N, T = 11, 6, 8, 3, 4
+        model = GruRnnlm(V, D, H, layers=2, seed=0)
+        rng = np.random.RandomState(0)
+        xs = rng.randint(0, V, size=(N, T))
+        ts = rng.randint(0, V, size=(N, T))
+        for _ in range(2):  # second step uses the carried states
+            model.forward(xs, ts)
+            model.backward()
+            clip_grads(model.grads, 0.25)
+            SGD(0.1).update(model.params, model.grads)
+        for p, g in zip(model.params, model.grads):
+            self.assertEqual(p.dtype, np.float32)
+            self.assertEqual(g.dtype, np.float32)
+        for layer in model.gru_layers:
+            self.assertEqual(layer.h.dtype, np.float32)
 
     def test_loss_decreases_on_repeating_sequence(self):
         V, D, H, N, T = 5, 8, 8, 2, 4
