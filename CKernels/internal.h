@@ -166,11 +166,6 @@ static inline void rc_shifted_states(float *h_prev, const float *h0, const float
     }
 }
 
-/* Age buckets of a truncated backward inside a window of T steps: the truncation when it cuts anything
- * (0 < truncation < T), else 0 for full backpropagation. */
-static inline int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
-    return truncation > 0 && truncation < T ? truncation : 0;
-}
 
 /* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions. */
 static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -178,6 +173,76 @@ static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, in
                             int64_t ldc) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
                 (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+/* Age buckets of a truncated backward inside a window of T steps: the truncation when it cuts anything
+ * (0 < truncation < T), else 0 for full backpropagation. */
+static inline int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
+    return truncation > 0 && truncation < T ? truncation : 0;
+}
+
+/* ---- recurrent cells over a window (window.c) ---------------------------------------------------------------
+ * Every cell (rnn.c, lstm.c, gru.c) describes itself once with an rc_cell_kind: its gate and state counts, its
+ * cache, and the element-wise backward of one step. window.c holds what they share: the argument checks, the
+ * buffer sizes, the backward time loop (full, or truncated with age buckets) and the big GEMMs after it. */
+
+typedef struct rc_pass rc_pass;
+
+/* The element-wise backward of step t for the N rows of the window, linear in the incoming state gradient.
+ *   din:    the gradient reaching the step's output state, S planes of (N,H) at stride din_plane; dh_add (row
+ *           stride ld_add; may be NULL) is added to its h plane.
+ *   dA:     (N,G) at row stride T*G; may be NULL: the gradient of the input pre-activation a = x·Wx + b.
+ *   dR:     (N,G) at row stride ldR: the gradient of u = h_prev·Wh (+ b_hidden), what the recurrent GEMM
+ *           multiplies by Whᵀ. The same values as dA except for the gru (only dR is written then, dA is NULL).
+ *   dprev:  S planes of (N,H) at stride dprev_plane; may be NULL: the element-wise part of the gradient of the
+ *           previous state (the lstm's c path, the gru's z ⊙ dh); planes a cell has no such part for are left
+ *           alone. dprev may equal din (updated in place). */
+typedef void (*rc_step_backward_fn)(const rc_pass *p, int64_t t, float *dA, float *dR, int64_t ldR, float *dprev,
+                                    int64_t dprev_plane, const float *din, int64_t din_plane, const float *dh_add,
+                                    int64_t ld_add);
+
+typedef struct rc_cell_kind {
+    int64_t gates;               /* G / H */
+    int64_t states;              /* S */
+    int64_t cache_blocks;        /* cache floats per (n, t) row, in units of H */
+    int64_t cache_width;         /* widest cache block, in units of H (its row stride is T times that) */
+    bool gru;                    /* b_hidden allowed; dR differs from dA; dprev has an h part */
+    int variant;                 /* the cell's own choice (the rnn's nonlinearity) */
+    rc_step_backward_fn step_backward;
+} rc_cell_kind;
+
+/* One checked call: the window's sizes and the forward values a step backward reads. */
+struct rc_pass {
+    const rc_cell_kind *kind;
+    int64_t N, T, D, H, G;
+    int64_t k;                   /* age buckets (rc_truncation_ages): 0 = full backpropagation */
+    int64_t cache, workspace;    /* floats */
+    const float *xs, *state0, *hs, *cache_in, *wx, *wh, *b, *b_hidden;
+};
+
+/* rnncore_<cell>_sizes. */
+rnncore_status rc_cell_sizes(const rc_cell_kind *kind, rnncore_cell_sizes *sizes, const rnncore_window *window);
+
+/* Every check of rnncore_<cell>_forward (pointers, sizes, overflow, b_hidden, aliasing); fills *p on success. */
+rnncore_status rc_check_forward(const rc_cell_kind *kind, rc_pass *p, const float *hs, const float *cache,
+                                const float *state_last, const float *xs, const float *state0,
+                                const rnncore_cell_weights *weights, const rnncore_window *window);
+
+/* Every check of rnncore_<cell>_backward; fills *p on success. */
+rnncore_status rc_check_backward(const rc_cell_kind *kind, rc_pass *p, const float *dxs, const float *dstate0,
+                                 const rnncore_cell_gradients *gradients, const float *workspace, const float *dhs,
+                                 const float *dstate_last, const float *xs, const float *state0, const float *hs,
+                                 const float *cache, const rnncore_cell_weights *weights,
+                                 const rnncore_window *window);
+
+/* The backward of a checked call: the time loop, then dWx += Xᵀ·dA, dWh += H_prevᵀ·dR, db += Σ dA,
+ * db_hidden += Σ dR, dxs = dA·Wxᵀ over all N*T rows at once. */
+void rc_window_backward(const rc_pass *p, float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
+                        float *workspace, const float *dhs, const float *dstate_last);
+
+/* dst (N,H) = seq[:, T-1] of a (N,T,H) sequence. */
+static inline void rc_copy_last_step(float *dst, const float *seq, int64_t N, int64_t T, int64_t H) {
+    for (int64_t n = 0; n < N; n++) memcpy(dst + n * H, seq + (n * T + T - 1) * H, (size_t)H * sizeof(float));
 }
 
 #endif /* RNNCORE_INTERNAL_H */

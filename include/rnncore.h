@@ -180,15 +180,17 @@ RNNCORE_API rnncore_status rnncore_lstm_step_backward_workspace_size(int64_t *co
  *           then c) for lstm. state0 may be NULL for zeros; state_last (may be NULL) may equal state0 to carry the
  *           state from one window to the next. dstate_last (may be NULL) is the gradient flowing into state_last
  *           from later; dstate0 (may be NULL, overwritten) receives the gradient of the loss with respect to
- *           state0 (whether state0 was given or was zeros).
+ *           state0 (whether state0 was given or was zeros). Backward's state0 is the forward's initial state:
+ *           a caller that carried the state in place (state_last == state0) keeps a copy of it for the backward.
  * Weights:  G = gates·H columns, gates being 1 (rnn, rnn_relu), 4 (lstm, PyTorch's order i, f, g, o) or 3 (gru,
  *           r, z, n). wx (D,G) is PyTorch's weight_ihᵀ and wh (H,G) its weight_hhᵀ. b (G) is the input bias (for
  *           rnn, rnn_relu and lstm PyTorch's bias_ih + bias_hh; for gru bias_ih alone); b_hidden (G) is the
  *           hidden bias of the gru (PyTorch's bias_hh: b_hn sits inside r ⊙ (h·Whn + b_hn)) and must be NULL for
- *           the other cells. A NULL bias is zeros.
+ *           the other cells (RNNCORE_ERR_INVALID_ARGUMENT otherwise, as for gradients->db_hidden). A NULL bias
+ *           is zeros.
  * Cache:    what backward needs besides hs, written by forward: sizes.cache floats, NULL allowed when that is 0.
  *           Its contents are the cell's business (rnn: none; lstm: cs (N,T,H) then the activated gates
- *           (N,T,4H); gru: r, z, n and h·Whn + b_hn per step, (N,T,4H)).
+ *           (N,T,4H); gru: r, z, n and h·Whn + b_hn per step, (N,T,4H)); backward reads it, never writes it.
  * Gradients: dwx, dwh, db, db_hidden are ACCUMULATED (db and db_hidden may be NULL; db_hidden must be NULL
  *           except for the gru). dxs (may be NULL) and dstate0 are OVERWRITTEN.
  * Truncation: window->truncation >= 0. The error of each output hs[:,t] flows back through at most `truncation`
@@ -196,7 +198,8 @@ RNNCORE_API rnncore_status rnncore_lstm_step_backward_workspace_size(int64_t *co
  *           (dstate_last counts as an error of step T-1). With 1 <= truncation < T, dstate0 receives only the
  *           errors still inside their limit when they leave step 0. truncation = 0, or truncation >= T, is full
  *           backpropagation through the window and gives exactly (bit for bit) the same results as each other.
- *           Cost: the recurrent GEMM of each step grows to min(truncation, T)-1 times N rows. Forward ignores it.
+ *           Cost: the recurrent GEMM of each step grows to min(truncation, T)-1 times N rows. Forward ignores it
+ *           (any value); sizes and backward check it (RNNCORE_ERR_INVALID_ARGUMENT when negative).
  *
  * The cells, with a = x·Wx + b and u = h_prev·Wh (+ b_hidden), sliced into H-wide gate blocks:
  *   rnn:      h = tanh(a + u)

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+static double ref_sigmoid(double a) { return 1.0 / (1.0 + exp(-a)); }
+
 /* ---- tanh RNN ----------------------------------------------------------------------------------------------- */
 
 void ref_rnn_step_forward(double *h_next, const double *x, const double *h_prev, const double *wx,
@@ -149,9 +151,72 @@ void ref_rnn_backward_truncated(double *dxs, double *dh0, double *dwx, double *d
     free(dh); free(dhp); free(dx);
 }
 
+/* ---- ReLU RNN --------------------------------------------------------------------------------------------------- */
+
+void ref_rnn_relu_forward(double *hs, double *h_last, const double *xs, const double *h0, const double *wx,
+                          const double *wh, const double *b, int64_t N, int64_t T, int64_t D, int64_t H) {
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {
+            const double *x = xs + (n * T + t) * D;
+            const double *hp = t > 0 ? hs + (n * T + t - 1) * H : (h0 ? h0 + n * H : NULL);
+            double *h = hs + (n * T + t) * H;
+            for (int64_t j = 0; j < H; j++) {
+                double a = b ? b[j] : 0.0;
+                for (int64_t d = 0; d < D; d++) a += x[d] * wx[d * H + j];
+                if (hp)
+                    for (int64_t k = 0; k < H; k++) a += hp[k] * wh[k * H + j];
+                h[j] = a > 0 ? a : 0.0;
+            }
+        }
+        if (h_last)
+            for (int64_t j = 0; j < H; j++) h_last[n * H + j] = hs[(n * T + T - 1) * H + j];
+    }
+}
+
+void ref_rnn_relu_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db,
+                                     const double *dhs, const double *dh_last, const double *xs, const double *h0,
+                                     const double *hs, const double *wx, const double *wh, int64_t N, int64_t T,
+                                     int64_t D, int64_t H, int64_t truncation) {
+    const int64_t k = ref_truncation_limit(truncation, T);
+    double *dh = malloc((size_t)H * sizeof *dh), *dt = malloc((size_t)H * sizeof *dt);
+    assert(dh && dt);
+    if (dxs) for (int64_t i = 0; i < N * T * D; i++) dxs[i] = 0.0;
+    if (dh0) for (int64_t i = 0; i < N * H; i++) dh0[i] = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {  /* the error of output t, on its own */
+            for (int64_t j = 0; j < H; j++)
+                dh[j] = dhs[(n * T + t) * H + j] + (t == T - 1 && dh_last ? dh_last[n * H + j] : 0.0);
+            const int64_t lowest = t - k + 1;
+            for (int64_t s = t; s >= 0 && s >= lowest; s--) {
+                const double *x = xs + (n * T + s) * D, *h = hs + (n * T + s) * H;
+                const double *hp = s > 0 ? hs + (n * T + s - 1) * H : (h0 ? h0 + n * H : NULL);
+                for (int64_t j = 0; j < H; j++) dt[j] = h[j] > 0 ? dh[j] : 0.0;
+                for (int64_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < H; j++) acc += dt[j] * wx[d * H + j];
+                    if (dxs) dxs[(n * T + s) * D + d] += acc;
+                }
+                for (int64_t j = 0; j < H; j++) {
+                    for (int64_t d = 0; d < D; d++) dwx[d * H + j] += x[d] * dt[j];
+                    if (hp)
+                        for (int64_t q = 0; q < H; q++) dwh[q * H + j] += hp[q] * dt[j];
+                    if (db) db[j] += dt[j];
+                }
+                for (int64_t q = 0; q < H; q++) {
+                    double acc = 0;
+                    for (int64_t j = 0; j < H; j++) acc += dt[j] * wh[q * H + j];
+                    dh[q] = acc;
+                }
+            }
+            if (dh0 && lowest <= -1)
+                for (int64_t j = 0; j < H; j++) dh0[n * H + j] += dh[j];
+        }
+    }
+    free(dh); free(dt);
+}
+
 /* ---- LSTM ----------------------------------------------------------------------------------------------------- */
 
-static double ref_sigmoid(double a) { return 1.0 / (1.0 + exp(-a)); }
 
 void ref_lstm_step_forward(double *h_next, double *c_next, double *gates, const double *x, const double *h_prev,
                            const double *c_prev, const double *wx, const double *wh, const double *b, int64_t N,
@@ -309,6 +374,130 @@ void ref_lstm_backward_truncated(double *dxs, double *dh0, double *dc0, double *
         }
     }
     free(dh); free(dc); free(dhp); free(dcp); free(dx);
+}
+
+/* ---- GRU -------------------------------------------------------------------------------------------------------- */
+
+void ref_gru_forward(double *hs, double *gates, double *h_last, const double *xs, const double *h0, const double *wx,
+                     const double *wh, const double *b, const double *bh, int64_t N, int64_t T, int64_t D,
+                     int64_t H) {
+    const int64_t G = 3 * H;
+    double *a = malloc((size_t)G * sizeof *a), *u = malloc((size_t)G * sizeof *u);
+    assert(a && u);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t row = n * T + t;
+            const double *x = xs + row * D;
+            const double *hp = t > 0 ? hs + (row - 1) * H : (h0 ? h0 + n * H : NULL);
+            for (int64_t j = 0; j < G; j++) {
+                double sa = b ? b[j] : 0.0, su = bh ? bh[j] : 0.0;
+                for (int64_t d = 0; d < D; d++) sa += x[d] * wx[d * G + j];
+                if (hp)
+                    for (int64_t q = 0; q < H; q++) su += hp[q] * wh[q * G + j];
+                a[j] = sa;
+                u[j] = su;
+            }
+            for (int64_t j = 0; j < H; j++) {
+                const double r = ref_sigmoid(a[j] + u[j]), z = ref_sigmoid(a[H + j] + u[H + j]);
+                const double nn = tanh(a[2 * H + j] + r * u[2 * H + j]);
+                hs[row * H + j] = (1.0 - z) * nn + z * (hp ? hp[j] : 0.0);
+                if (gates) {
+                    double *g = gates + row * 4 * H;
+                    g[j] = r; g[H + j] = z; g[2 * H + j] = nn; g[3 * H + j] = u[2 * H + j];
+                }
+            }
+        }
+        if (h_last)
+            for (int64_t j = 0; j < H; j++) h_last[n * H + j] = hs[(n * T + T - 1) * H + j];
+    }
+    free(a); free(u);
+}
+
+/* The backward of step s of row n from dh (H), in place: dh becomes the gradient flowing into h[s-1]; dx (D) is
+ * overwritten; the parameter gradients accumulate. */
+static void ref_gru_row_step_backward(double *dh, double *dx, double *dwx, double *dwh, double *db, double *dbh,
+                                      const double *x, const double *hp, const double *g, const double *wx,
+                                      const double *wh, int64_t D, int64_t H) {
+    const int64_t G = 3 * H;
+    double *da = malloc((size_t)G * sizeof *da), *du = malloc((size_t)G * sizeof *du);
+    assert(da && du);
+    for (int64_t j = 0; j < H; j++) {
+        const double r = g[j], z = g[H + j], nn = g[2 * H + j], un = g[3 * H + j], h_prev = hp ? hp[j] : 0.0;
+        const double dn = dh[j] * (1.0 - z), dz = dh[j] * (h_prev - nn);
+        da[2 * H + j] = dn * (1.0 - nn * nn);               /* n = tanh(a_n + r·u_n) */
+        da[H + j] = dz * z * (1.0 - z);                     /* h = (1-z)·n + z·h_prev */
+        da[j] = da[2 * H + j] * un * r * (1.0 - r);
+        du[j] = da[j];
+        du[H + j] = da[H + j];
+        du[2 * H + j] = da[2 * H + j] * r;
+    }
+    for (int64_t d = 0; d < D; d++) {
+        double s = 0;
+        for (int64_t j = 0; j < G; j++) s += da[j] * wx[d * G + j];
+        dx[d] = s;
+    }
+    for (int64_t j = 0; j < G; j++) {
+        for (int64_t d = 0; d < D; d++) dwx[d * G + j] += x[d] * da[j];
+        if (hp)
+            for (int64_t q = 0; q < H; q++) dwh[q * G + j] += hp[q] * du[j];
+        if (db) db[j] += da[j];
+        if (dbh) dbh[j] += du[j];
+    }
+    for (int64_t q = 0; q < H; q++) {  /* dh_prev = dh ⊙ z + dU·Whᵀ */
+        double s = dh[q] * g[H + q];
+        for (int64_t j = 0; j < G; j++) s += du[j] * wh[q * G + j];
+        da[q] = s;  /* da is free now */
+    }
+    for (int64_t q = 0; q < H; q++) dh[q] = da[q];
+    free(da); free(du);
+}
+
+void ref_gru_backward(double *dxs, double *dh0, double *dwx, double *dwh, double *db, double *dbh, const double *dhs,
+                      const double *dh_last, const double *xs, const double *h0, const double *hs,
+                      const double *gates, const double *wx, const double *wh, int64_t N, int64_t T, int64_t D,
+                      int64_t H) {
+    double *dh = malloc((size_t)H * sizeof *dh), *dx = malloc((size_t)D * sizeof *dx);
+    assert(dh && dx);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t j = 0; j < H; j++) dh[j] = dh_last ? dh_last[n * H + j] : 0.0;
+        for (int64_t t = T - 1; t >= 0; t--) {
+            const int64_t row = n * T + t;
+            for (int64_t j = 0; j < H; j++) dh[j] += dhs[row * H + j];
+            const double *hp = t > 0 ? hs + (row - 1) * H : (h0 ? h0 + n * H : NULL);
+            ref_gru_row_step_backward(dh, dx, dwx, dwh, db, dbh, xs + row * D, hp, gates + row * 4 * H, wx, wh, D, H);
+            if (dxs) for (int64_t d = 0; d < D; d++) dxs[row * D + d] = dx[d];
+        }
+        if (dh0) for (int64_t j = 0; j < H; j++) dh0[n * H + j] = dh[j];
+    }
+    free(dh); free(dx);
+}
+
+void ref_gru_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db, double *dbh,
+                                const double *dhs, const double *dh_last, const double *xs, const double *h0,
+                                const double *hs, const double *gates, const double *wx, const double *wh,
+                                int64_t N, int64_t T, int64_t D, int64_t H, int64_t truncation) {
+    const int64_t k = ref_truncation_limit(truncation, T);
+    double *dh = malloc((size_t)H * sizeof *dh), *dx = malloc((size_t)D * sizeof *dx);
+    assert(dh && dx);
+    if (dxs) for (int64_t i = 0; i < N * T * D; i++) dxs[i] = 0.0;
+    if (dh0) for (int64_t i = 0; i < N * H; i++) dh0[i] = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t t = 0; t < T; t++) {  /* the error of output t, on its own */
+            for (int64_t j = 0; j < H; j++)
+                dh[j] = dhs[(n * T + t) * H + j] + (t == T - 1 && dh_last ? dh_last[n * H + j] : 0.0);
+            const int64_t lowest = t - k + 1;
+            for (int64_t s = t; s >= 0 && s >= lowest; s--) {
+                const int64_t row = n * T + s;
+                const double *hp = s > 0 ? hs + (row - 1) * H : (h0 ? h0 + n * H : NULL);
+                ref_gru_row_step_backward(dh, dx, dwx, dwh, db, dbh, xs + row * D, hp, gates + row * 4 * H, wx, wh,
+                                          D, H);
+                if (dxs) for (int64_t d = 0; d < D; d++) dxs[row * D + d] += dx[d];
+            }
+            if (dh0 && lowest <= -1)
+                for (int64_t j = 0; j < H; j++) dh0[n * H + j] += dh[j];
+        }
+    }
+    free(dh); free(dx);
 }
 
 /* ---- embedding ---------------------------------------------------------------------------------------------- */

@@ -31,7 +31,7 @@ void ref_rnn_backward(double *dxs, double *dh0, double *dwx, double *dwh, double
                       const double *dh_last, const double *xs, const double *h0, const double *hs,
                       const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H);
 
-/* Truncated BPTT (rnncore_rnn_backward_truncated), computed the obvious way: for every row n and every output t
+/* Truncated BPTT (rnncore_rnn_backward with window->truncation), computed the obvious way: for every row n and every output t
  * separately, the error dhs[n,t] (plus dh_last when t = T-1) is carried back with ref_rnn_step_backward through
  * steps t, t-1, ..., max(0, t-truncation+1) and the contributions are summed; dh0 receives an output's error only
  * when it is still inside its limit after step 0 (t <= truncation-2). truncation = 0 or >= T: no limit. */
@@ -39,6 +39,18 @@ void ref_rnn_backward_truncated(double *dxs, double *dh0, double *dwx, double *d
                                 const double *dh_last, const double *xs, const double *h0, const double *hs,
                                 const double *wx, const double *wh, int64_t N, int64_t T, int64_t D, int64_t H,
                                 int64_t truncation);
+
+/* ---- ReLU RNN: the same with h = max(0, a); relu'(a) is taken as [h > 0] ---- */
+
+void ref_rnn_relu_forward(double *hs, double *h_last, const double *xs, const double *h0, const double *wx,
+                          const double *wh, const double *b, int64_t N, int64_t T, int64_t D, int64_t H);
+
+/* Truncated BPTT of the ReLU RNN, the obvious way as ref_rnn_backward_truncated (truncation 0 or >= T: the whole
+ * window, which is also the carried full backward). */
+void ref_rnn_relu_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db,
+                                     const double *dhs, const double *dh_last, const double *xs, const double *h0,
+                                     const double *hs, const double *wx, const double *wh, int64_t N, int64_t T,
+                                     int64_t D, int64_t H, int64_t truncation);
 
 /* ---- LSTM: gates i, f, g, o along the 4H columns; wx (D,4H), wh (H,4H), b (4H) ---- */
 
@@ -75,6 +87,27 @@ void ref_lstm_backward_truncated(double *dxs, double *dh0, double *dc0, double *
                                  const double *h0, const double *c0, const double *hs, const double *cs,
                                  const double *gates, const double *wx, const double *wh, int64_t N, int64_t T,
                                  int64_t D, int64_t H, int64_t truncation);
+
+/* ---- GRU (torch.nn.GRU): gates r, z, n along the 3H columns; wx (D,3H), wh (H,3H), b = bias_ih, bh = bias_hh ----
+ * r = σ(x·Wx_r + b_r + h·Wh_r + bh_r), z likewise, n = tanh(x·Wx_n + b_n + r ⊙ (h·Wh_n + bh_n)),
+ * h' = (1 - z) ⊙ n + z ⊙ h. gates (N,T,4H) receives r, z, n and u_n = h·Wh_n + bh_n per step (the kernel's cache
+ * layout); h0 (NULL = zeros), b, bh and h_last may be NULL. */
+void ref_gru_forward(double *hs, double *gates, double *h_last, const double *xs, const double *h0, const double *wx,
+                     const double *wh, const double *b, const double *bh, int64_t N, int64_t T, int64_t D,
+                     int64_t H);
+
+/* Full BPTT, dh carried step by step from dh_last (may be NULL). dxs, dh0 overwritten (may be NULL); dwx, dwh, db,
+ * dbh accumulated (db, dbh may be NULL). */
+void ref_gru_backward(double *dxs, double *dh0, double *dwx, double *dwh, double *db, double *dbh, const double *dhs,
+                      const double *dh_last, const double *xs, const double *h0, const double *hs,
+                      const double *gates, const double *wx, const double *wh, int64_t N, int64_t T, int64_t D,
+                      int64_t H);
+
+/* Truncated BPTT of the GRU, the obvious way as ref_rnn_backward_truncated. truncation = 0 or >= T: no limit. */
+void ref_gru_backward_truncated(double *dxs, double *dh0, double *dwx, double *dwh, double *db, double *dbh,
+                                const double *dhs, const double *dh_last, const double *xs, const double *h0,
+                                const double *hs, const double *gates, const double *wx, const double *wh,
+                                int64_t N, int64_t T, int64_t D, int64_t H, int64_t truncation);
 
 /* out[m] = W[ids[m]]; dW[ids[m]] += dout[m]. */
 void ref_embedding_forward(double *out, const int32_t *ids, const double *w, int64_t M, int64_t V, int64_t D);

@@ -1,6 +1,6 @@
 /*
  * test_lstm.c — LSTM kernels: rnncore_lstm_step_forward/backward and rnncore_lstm_forward/backward (full BPTT;
- * truncation is in test_lstm_truncation.c). Gates i, f, g, o along the 4H columns.
+ * truncation is in test_lstm_truncation.c), the window kernels through lstm_fw / lstm_bw (lstm_problem.h). Gates i, f, g, o along the 4H columns.
  *
  *  (a) float32 kernels vs the double reference on random inputs, several shapes (N=1, T=1, D≠H, larger), with
  *      every optional pointer NULL in some case;
@@ -97,7 +97,7 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     fill_const_f(hs, NTH, NAN); fill_const_f(cs, NTH, NAN); fill_const_f(gt, N * T * G, NAN);
     fill_const_f(hl, N * H, NAN); fill_const_f(cl, N * H, NAN);
     double *hs_d = alloc_d(NTH), *cs_d = alloc_d(NTH), *gt_d = alloc_d(N * T * G);
-    CHECK_STATUS(rnncore_lstm_forward(hs, cs, gt, hl, cl, p.xs, h0, c0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs, cs, gt, hl, cl, p.xs, h0, c0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
     ref_lstm_forward(hs_d, cs_d, gt_d, NULL, NULL, p.xs_d, h0_d, c0_d, p.wx_d, p.wh_d, b_d, N, T, D, H);
     double tf = (4.0 * (double)(D + H + 1) + 16.0) * (double)T * U32;
     check_close_fd("lstm_forward hs", hs, hs_d, NTH, tf, tf);
@@ -107,7 +107,7 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     CHECK(is_last_step(cl, cs, N, T, H));
     /* h_last and c_last may be NULL */
     float *hs2 = alloc_f(NTH), *cs2 = alloc_f(NTH), *gt2 = alloc_f(N * T * G);
-    CHECK_STATUS(rnncore_lstm_forward(hs2, cs2, gt2, NULL, NULL, p.xs, h0, c0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs2, cs2, gt2, NULL, NULL, p.xs, h0, c0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
     CHECK(memcmp(hs2, hs, (size_t)NTH * sizeof *hs) == 0 && memcmp(cs2, cs, (size_t)NTH * sizeof *cs) == 0);
     CHECK(memcmp(gt2, gt, (size_t)(N * T * G) * sizeof *gt) == 0);
 
@@ -116,7 +116,7 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     pgrads g = pgrads_random(D, H, seed ^ 0x5EEDu);
     double *dxs_d = alloc_d(N * T * D), *dh0_d = alloc_d(N * H), *dc0_d = alloc_d(N * H);
     double *hsk = to_d(hs, NTH), *csk = to_d(cs, NTH), *gtk = to_d(gt, N * T * G);
-    CHECK_STATUS(rnncore_lstm_backward(dxs, dh0, dc0, g.wx, g.wh, g.b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs, gt,
+    CHECK_STATUS(lstm_bw(dxs, dh0, dc0, g.wx, g.wh, g.b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs, gt,
                                        p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     ref_lstm_backward(dxs_d, dh0_d, dc0_d, g.wx_d, g.wh_d, g.b_d, p.dhs_d, dhl_d, dcl_d, p.xs_d, h0_d, c0_d, hsk, csk,
                       gtk, p.wx_d, p.wh_d, N, T, D, H);
@@ -134,11 +134,11 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     float *g1x = alloc_f(D * G), *g1h = alloc_f(H * G), *g1b = alloc_f(G), *g2x = alloc_f(D * G),
           *g2h = alloc_f(H * G), *g2b = alloc_f(G);
     float *dxs1 = alloc_f(N * T * D), *dh01 = alloc_f(N * H), *dc01 = alloc_f(N * H);
-    CHECK_STATUS(rnncore_lstm_backward(dxs1, dh01, dc01, g1x, g1h, g1b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs, gt,
+    CHECK_STATUS(lstm_bw(dxs1, dh01, dc01, g1x, g1h, g1b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs, gt,
                                        p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     fill_const_f(dxs, N * T * D, 1e30f); fill_const_f(dh0, N * H, -7.0f); fill_const_f(dc0, N * H, INFINITY);
     for (int k = 0; k < 2; k++)
-        CHECK_STATUS(rnncore_lstm_backward(dxs, dh0, dc0, g2x, g2h, g2b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs,
+        CHECK_STATUS(lstm_bw(dxs, dh0, dc0, g2x, g2h, g2b, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs,
                                            gt, p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     check_close_ff("lstm_backward dxs overwritten", dxs, dxs1, N * T * D, 0, 0);
     check_close_ff("lstm_backward dh0 overwritten", dh0, dh01, N * H, 0, 0);
@@ -150,7 +150,7 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     check_close_ff("lstm_backward dWh twice = 2x", g2h, g1h, H * G, tp, tp);
     check_close_ff("lstm_backward db twice = 2x", g2b, g1b, G, tp, tp);
     memset(g2x, 0, (size_t)(D * G) * sizeof *g2x); memset(g2h, 0, (size_t)(H * G) * sizeof *g2h);
-    CHECK_STATUS(rnncore_lstm_backward(NULL, NULL, NULL, g2x, g2h, NULL, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs,
+    CHECK_STATUS(lstm_bw(NULL, NULL, NULL, g2x, g2h, NULL, ws, p.dhs, dhl, dcl, p.xs, h0, c0, hs, cs,
                                        gt, p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     for (int64_t i = 0; i < D * G; i++) g1x[i] /= 2;
     for (int64_t i = 0; i < H * G; i++) g1h[i] /= 2;
@@ -172,9 +172,9 @@ static void test_null_means_zero(void) {
     printf("lstm NULL h0 / c0 / b / dh_last / dc_last / dc_next equal explicit zeros\n");
     lstm_problem p; problem_init(&p, N, T, D, H, 77);
     float *z = alloc_f(N * T * G), hs[2][N * T * H], cs[2][N * T * H], gt[2][N * T * G];
-    CHECK_STATUS(rnncore_lstm_forward(hs[0], cs[0], gt[0], NULL, NULL, p.xs, NULL, NULL, p.wx, p.wh, NULL, N, T, D, H),
+    CHECK_STATUS(lstm_fw(hs[0], cs[0], gt[0], NULL, NULL, p.xs, NULL, NULL, p.wx, p.wh, NULL, N, T, D, H),
                  RNNCORE_OK);
-    CHECK_STATUS(rnncore_lstm_forward(hs[1], cs[1], gt[1], NULL, NULL, p.xs, z, z, p.wx, p.wh, z, N, T, D, H),
+    CHECK_STATUS(lstm_fw(hs[1], cs[1], gt[1], NULL, NULL, p.xs, z, z, p.wx, p.wh, z, N, T, D, H),
                  RNNCORE_OK);
     check_close_ff("lstm_forward NULL h0,c0,b vs zeros: hs", hs[0], hs[1], N * T * H, 1e-7, 1e-6);
     check_close_ff("lstm_forward NULL h0,c0,b vs zeros: cs", cs[0], cs[1], N * T * H, 1e-7, 1e-6);
@@ -197,12 +197,12 @@ static void test_null_means_zero(void) {
     check_close_ff("lstm_step_backward NULL dc_next vs zeros: dx", dx[0], dx[1], N * D, 1e-7, 1e-6);
     check_close_ff("lstm_step_backward NULL dc_next vs zeros: dc_prev", dc[0], dc[1], N * H, 1e-7, 1e-6);
     check_close_ff("lstm_step_backward NULL dc_next vs zeros: dWh", dwh[0], dwh[1], H * G, 1e-7, 1e-6);
-    CHECK_STATUS(rnncore_lstm_forward(hs[0], cs[0], gt[0], NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H),
+    CHECK_STATUS(lstm_fw(hs[0], cs[0], gt[0], NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H),
                  RNNCORE_OK);
     memset(dwx, 0, sizeof dwx); memset(dwh, 0, sizeof dwh);
-    CHECK_STATUS(rnncore_lstm_backward(dx[0], dh[0], dc[0], dwx[0], dwh[0], NULL, ws, p.dhs, NULL, NULL, p.xs, p.h0,
+    CHECK_STATUS(lstm_bw(dx[0], dh[0], dc[0], dwx[0], dwh[0], NULL, ws, p.dhs, NULL, NULL, p.xs, p.h0,
                                        p.c0, hs[0], cs[0], gt[0], p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
-    CHECK_STATUS(rnncore_lstm_backward(dx[1], dh[1], dc[1], dwx[1], dwh[1], NULL, ws, p.dhs, z, z, p.xs, p.h0,
+    CHECK_STATUS(lstm_bw(dx[1], dh[1], dc[1], dwx[1], dwh[1], NULL, ws, p.dhs, z, z, p.xs, p.h0,
                                        p.c0, hs[0], cs[0], gt[0], p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     check_close_ff("lstm_backward NULL dh_last,dc_last vs zeros: dxs", dx[0], dx[1], N * T * D, 1e-7, 1e-6);
     check_close_ff("lstm_backward NULL dh_last,dc_last vs zeros: dh0", dh[0], dh[1], N * H, 1e-7, 1e-6);
@@ -230,7 +230,7 @@ static double loss_f(void *v) {
         assert(s == RNNCORE_OK);
         return dot_fd(g->hs, p->dhs_d, NH) + dot_fd(g->cs, p->dcl_d, NH);
     }
-    rnncore_status s = rnncore_lstm_forward(g->hs, g->cs, g->gt, g->hl, g->cl, p->xs, p->h0, p->c0, p->wx, p->wh,
+    rnncore_status s = lstm_fw(g->hs, g->cs, g->gt, g->hl, g->cl, p->xs, p->h0, p->c0, p->wx, p->wh,
                                             p->b, p->N, p->T, p->D, p->H);
     assert(s == RNNCORE_OK);
     return dot_fd(g->hs, p->dhs_d, NH * p->T) + dot_fd(g->hl, p->dhl_d, NH) + dot_fd(g->cl, p->dcl_d, NH);
@@ -291,7 +291,7 @@ static void test_grad_checks(int step, int64_t N, int64_t T, int64_t D, int64_t 
         CHECK_STATUS(rnncore_lstm_step_backward(af[0], af[1], af[2], af[3], af[4], af[5], ws, p.dhs, p.dcl, p.xs,
                                                 p.h0, p.c0, g.cs, g.gt, p.wx, p.wh, N, D, H), RNNCORE_OK);
     else
-        CHECK_STATUS(rnncore_lstm_backward(af[0], af[1], af[2], af[3], af[4], af[5], ws, p.dhs, p.dhl, p.dcl, p.xs,
+        CHECK_STATUS(lstm_bw(af[0], af[1], af[2], af[3], af[4], af[5], ws, p.dhs, p.dhl, p.dcl, p.xs,
                                            p.h0, p.c0, g.hs, g.cs, g.gt, p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     float *pf[] = {p.xs, p.h0, p.c0, p.wx, p.wh, p.b};
     for (int i = 0; i < 6; i++) {
@@ -315,9 +315,9 @@ static void test_steps_equal_sequence(void) {
     float hs[N * T * H], cs[N * T * H], gt[N * T * G], dxs[N * T * D], dh0[N * H], dc0[N * H];
     float dwx[D * G] = {0}, dwh[H * G] = {0}, db[G] = {0};
     float *ws = workspace_seq(N, T, H, 0);
-    CHECK_STATUS(rnncore_lstm_forward(hs, cs, gt, NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H),
+    CHECK_STATUS(lstm_fw(hs, cs, gt, NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H),
                  RNNCORE_OK);
-    CHECK_STATUS(rnncore_lstm_backward(dxs, dh0, dc0, dwx, dwh, db, ws, p.dhs, p.dhl, p.dcl, p.xs, p.h0, p.c0, hs, cs,
+    CHECK_STATUS(lstm_bw(dxs, dh0, dc0, dwx, dwh, db, ws, p.dhs, p.dhl, p.dcl, p.xs, p.h0, p.c0, hs, cs,
                                        gt, p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
 
     /* per-step layers: x_t, h_t, c_t, g_t are (N,·) slices gathered out of the batch-major sequence */
@@ -370,10 +370,10 @@ static void test_stateful(void) {
     printf("lstm stateful: h_last == h0, c_last == c0; windows %d + %d == one window of %d\n", T1, T2, T);
     lstm_problem p; problem_init(&p, N, T, D, H, 41);
     float hs[N * T * H], cs[N * T * H], gt[N * T * G], hl[N * H], cl[N * H];
-    CHECK_STATUS(rnncore_lstm_forward(hs, cs, gt, hl, cl, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs, cs, gt, hl, cl, p.xs, p.h0, p.c0, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
     float h[N * H], c[N * H], hs_a[N * T * H], cs_a[N * T * H], gt_a[N * T * G];
     memcpy(h, p.h0, sizeof h); memcpy(c, p.c0, sizeof c);
-    CHECK_STATUS(rnncore_lstm_forward(hs_a, cs_a, gt_a, h, c, p.xs, h, c, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs_a, cs_a, gt_a, h, c, p.xs, h, c, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
     CHECK(memcmp(hs_a, hs, sizeof hs) == 0 && memcmp(cs_a, cs, sizeof cs) == 0 && memcmp(gt_a, gt, sizeof gt) == 0);
     CHECK(memcmp(h, hl, sizeof h) == 0 && memcmp(c, cl, sizeof c) == 0);
 
@@ -384,8 +384,8 @@ static void test_stateful(void) {
         memcpy(xs2 + n * T2 * D, p.xs + (n * T + T1) * D, T2 * D * sizeof(float));
     }
     memcpy(h, p.h0, sizeof h); memcpy(c, p.c0, sizeof c);
-    CHECK_STATUS(rnncore_lstm_forward(hs1, cs1, gt1, h, c, xs1, h, c, p.wx, p.wh, p.b, N, T1, D, H), RNNCORE_OK);
-    CHECK_STATUS(rnncore_lstm_forward(hs2, cs2, gt2, h, c, xs2, h, c, p.wx, p.wh, p.b, N, T2, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs1, cs1, gt1, h, c, xs1, h, c, p.wx, p.wh, p.b, N, T1, D, H), RNNCORE_OK);
+    CHECK_STATUS(lstm_fw(hs2, cs2, gt2, h, c, xs2, h, c, p.wx, p.wh, p.b, N, T2, D, H), RNNCORE_OK);
     float hs12[N * T * H], cs12[N * T * H];
     for (int n = 0; n < N; n++) {
         memcpy(hs12 + n * T * H, hs1 + n * T1 * H, T1 * H * sizeof(float));
@@ -424,7 +424,7 @@ static void test_saturation(double scale) {
     double *xs_d = to_d(p.xs, N * T * D), *wx_d = to_d(p.wx, D * G), *wh_d = to_d(p.wh, H * G);
     float hs[N * T * H], cs[N * T * H], gt[N * T * G];
     double hs_d[N * T * H], cs_d[N * T * H], gt_d[N * T * G];
-    CHECK_STATUS(rnncore_lstm_forward(hs, cs, gt, NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, NULL, N, T, D, H),
+    CHECK_STATUS(lstm_fw(hs, cs, gt, NULL, NULL, p.xs, p.h0, p.c0, p.wx, p.wh, NULL, N, T, D, H),
                  RNNCORE_OK);
     ref_lstm_forward(hs_d, cs_d, gt_d, NULL, NULL, xs_d, p.h0_d, p.c0_d, wx_d, wh_d, NULL, N, T, D, H);
     int in_range = 1;
@@ -443,7 +443,7 @@ static void test_saturation(double scale) {
     double dxs_d[N * T * D], dh0_d[N * H], dc0_d[N * H], dwx_d[D * G] = {0}, dwh_d[H * G] = {0}, db_d[G] = {0};
     double *hsk = to_d(hs, N * T * H), *csk = to_d(cs, N * T * H), *gtk = to_d(gt, N * T * G);
     float *ws = workspace_seq(N, T, H, 0);
-    CHECK_STATUS(rnncore_lstm_backward(dxs, dh0, dc0, dwx, dwh, db, ws, p.dhs, p.dhl, p.dcl, p.xs, p.h0, p.c0, hs, cs,
+    CHECK_STATUS(lstm_bw(dxs, dh0, dc0, dwx, dwh, db, ws, p.dhs, p.dhl, p.dcl, p.xs, p.h0, p.c0, hs, cs,
                                        gt, p.wx, p.wh, N, T, D, H, 0), RNNCORE_OK);
     ref_lstm_backward(dxs_d, dh0_d, dc0_d, dwx_d, dwh_d, db_d, p.dhs_d, p.dhl_d, p.dcl_d, xs_d, p.h0_d, p.c0_d, hsk,
                       csk, gtk, wx_d, wh_d, N, T, D, H);

@@ -19,6 +19,8 @@
 #define _POSIX_C_SOURCE 200809L /* fork, waitpid, alarm */
 #include "test_util.h"
 
+typedef rnncore_status (*cell_sizes_fn)(rnncore_cell_sizes *, const rnncore_window *);
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,17 +45,17 @@ typedef struct {
 static const kernel_t kernels[] = {
     {"rnn_step_forward", "h_next x h_prev wx wh b", "oiiiii"},
     {"rnn_step_backward", "dx dh_prev dwx dwh db workspace dh_next x h_prev h_next wx wh", "ooaaawiiiiii"},
-    {"rnn_forward", "hs h_last xs h0 wx wh b", "ooiiiii"},
-    {"rnn_backward", "dxs dh0 dwx dwh db workspace dhs dh_last xs h0 hs wx wh", "ooaaawiiiiiii"},
-    {"rnn_backward_truncated(2)", "dxs dh0 dwx dwh db workspace dhs dh_last xs h0 hs wx wh", "ooaaawiiiiiii"},
+    {"rnn_forward", "hs state_last xs state0 wx wh b", "ooiiiii"},
+    {"rnn_backward", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs wx wh", "ooaaawiiiiiii"},
+    {"rnn_backward(truncation 2)", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs wx wh",
+     "ooaaawiiiiiii"},
     {"lstm_step_forward", "h_next c_next gates x h_prev c_prev wx wh b", "oooiiiiii"},
     {"lstm_step_backward", "dx dh_prev dc_prev dwx dwh db workspace dh_next dc_next x h_prev c_prev c_next gates wx wh",
      "oooaaawiiiiiiiii"},
-    {"lstm_forward", "hs cs gates h_last c_last xs h0 c0 wx wh b", "oooooiiiiii"},
-    {"lstm_backward", "dxs dh0 dc0 dwx dwh db workspace dhs dh_last dc_last xs h0 c0 hs cs gates wx wh",
-     "oooaaawiiiiiiiiiii"},
-    {"lstm_backward(truncation 2)", "dxs dh0 dc0 dwx dwh db workspace dhs dh_last dc_last xs h0 c0 hs cs gates wx wh",
-     "oooaaawiiiiiiiiiii"},
+    {"lstm_forward", "hs cache state_last xs state0 wx wh b", "oooiiiii"},
+    {"lstm_backward", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs cache wx wh", "ooaaawiiiiiiii"},
+    {"lstm_backward(truncation 2)", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs cache wx wh",
+     "ooaaawiiiiiiii"},
     {"embedding_forward", "out w", "oi"},
     {"embedding_backward", "dw dout", "ai"},
     {"affine_forward", "y x w b", "oiii"},
@@ -68,6 +70,15 @@ static const kernel_t kernels[] = {
     {"adam_step", "param m v grad", "aaai"},
     {"clip_grad_norm(max 1e-3)", "grad0 grad1", "aa"},
     {"clip_grad_norm(measure)", "grad0 grad1", "aa"},
+    {"rnn_relu_forward", "hs state_last xs state0 wx wh b", "ooiiiii"},
+    {"rnn_relu_backward", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs wx wh", "ooaaawiiiiiii"},
+    {"rnn_relu_backward(truncation 2)", "dxs dstate0 dwx dwh db workspace dhs dstate_last xs state0 hs wx wh",
+     "ooaaawiiiiiii"},
+    {"gru_forward", "hs cache state_last xs state0 wx wh b b_hidden", "oooiiiiii"},
+    {"gru_backward", "dxs dstate0 dwx dwh db db_hidden workspace dhs dstate_last xs state0 hs cache wx wh",
+     "ooaaaawiiiiiiii"},
+    {"gru_backward(truncation 2)", "dxs dstate0 dwx dwh db db_hidden workspace dhs dstate_last xs state0 hs cache wx wh",
+     "ooaaaawiiiiiiii"},
 };
 enum { NK = (int)(sizeof kernels / sizeof kernels[0]) };
 
@@ -80,24 +91,42 @@ static rnncore_status call(int k) {
                                            .weight_decay = 0.01f};
     int64_t cnt = 0;
     float *g2[2] = {p[0], p[1]};
+    const rnncore_window win0 = {N, T, D, H, 0}, win2 = {N, T, D, H, 2};
     const int64_t c2[2] = {7, 9};
     switch (k) {
     case 0: return rnncore_rnn_step_forward(p[0], p[1], p[2], p[3], p[4], p[5], N, D, H);
     case 1: return rnncore_rnn_step_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
                                              p[11], N, D, H);
-    case 2: return rnncore_rnn_forward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], N, T, D, H);
-    case 3: return rnncore_rnn_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11],
-                                        p[12], N, T, D, H);
-    case 4: return rnncore_rnn_backward_truncated(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
-                                                  p[11], p[12], N, T, D, H, 2);
+    case 2: case 24: {
+        const rnncore_cell_weights w = {p[4], p[5], p[6], NULL};
+        return (k == 2 ? rnncore_rnn_forward : rnncore_rnn_relu_forward)(p[0], NULL, p[1], p[2], p[3], &w, &win0);
+    }
+    case 3: case 4: case 25: case 26: {
+        const rnncore_cell_weights w = {p[11], p[12], NULL, NULL};
+        const rnncore_cell_gradients g = {p[2], p[3], p[4], NULL};
+        return (k < 24 ? rnncore_rnn_backward : rnncore_rnn_relu_backward)(p[0], p[1], &g, p[5], p[6], p[7], p[8],
+                                                                          p[9], p[10], NULL, &w,
+                                                                          k == 3 || k == 25 ? &win0 : &win2);
+    }
     case 5: return rnncore_lstm_step_forward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], N, D, H);
     case 6: return rnncore_lstm_step_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
                                               p[11], p[12], p[13], p[14], p[15], N, D, H);
-    case 7: return rnncore_lstm_forward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], N, T, D,
-                                        H);
-    case 8:
-    case 9: return rnncore_lstm_backward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11],
-                                         p[12], p[13], p[14], p[15], p[16], p[17], N, T, D, H, k == 8 ? 0 : 2);
+    case 7: case 27: {
+        const rnncore_cell_weights w = {p[5], p[6], p[7], k == 27 ? p[8] : NULL};
+        return (k == 7 ? rnncore_lstm_forward : rnncore_gru_forward)(p[0], p[1], p[2], p[3], p[4], &w, &win0);
+    }
+    case 8: case 9: {
+        const rnncore_cell_weights w = {p[12], p[13], NULL, NULL};
+        const rnncore_cell_gradients g = {p[2], p[3], p[4], NULL};
+        return rnncore_lstm_backward(p[0], p[1], &g, p[5], p[6], p[7], p[8], p[9], p[10], p[11], &w,
+                                     k == 8 ? &win0 : &win2);
+    }
+    case 28: case 29: {
+        const rnncore_cell_weights w = {p[13], p[14], NULL, NULL};
+        const rnncore_cell_gradients g = {p[2], p[3], p[4], p[5]};
+        return rnncore_gru_backward(p[0], p[1], &g, p[6], p[7], p[8], p[9], p[10], p[11], p[12], &w,
+                                    k == 28 ? &win0 : &win2);
+    }
     case 10: return rnncore_embedding_forward(p[0], ids, p[1], M, V, D);
     case 11: return rnncore_embedding_backward(p[0], p[1], ids, M, V, D);
     case 12: return rnncore_affine_forward(p[0], p[1], p[2], p[3], M, D, H);
@@ -315,13 +344,19 @@ static void test_documented_rows(void) {
 
 int main(void) {
     /* every workspace fits one buffer */
-    int64_t w[5];
+    int64_t w[2];
     CHECK_STATUS(rnncore_rnn_step_backward_workspace_size(&w[0], N, H), OK);
-    CHECK_STATUS(rnncore_rnn_backward_truncated_workspace_size(&w[1], N, T, H, 2), OK);
-    CHECK_STATUS(rnncore_lstm_step_backward_workspace_size(&w[2], N, H), OK);
-    CHECK_STATUS(rnncore_lstm_backward_workspace_size(&w[3], N, T, H, 0), OK);
-    CHECK_STATUS(rnncore_lstm_backward_workspace_size(&w[4], N, T, H, 2), OK);
-    for (int i = 0; i < 5; i++) CHECK(w[i] <= BIG);
+    CHECK_STATUS(rnncore_lstm_step_backward_workspace_size(&w[1], N, H), OK);
+    for (int i = 0; i < 2; i++) CHECK(w[i] <= BIG);
+    /* and every window cache and workspace */
+    const cell_sizes_fn sizes[4] = {rnncore_rnn_sizes, rnncore_rnn_relu_sizes, rnncore_lstm_sizes, rnncore_gru_sizes};
+    for (int c = 0; c < 4; c++)
+        for (int64_t k = 0; k <= 2; k += 2) {
+            const rnncore_window win = {N, T, D, H, k};
+            rnncore_cell_sizes s;
+            CHECK_STATUS(sizes[c](&s, &win), OK);
+            CHECK(s.cache <= BIG && s.workspace <= BIG);
+        }
     test_poisoned_buffers();
     test_scalars();
     test_documented_rows();

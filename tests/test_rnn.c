@@ -1,13 +1,15 @@
 /*
- * test_rnn.c — tanh RNN kernels: rnncore_rnn_step_forward/backward, rnncore_rnn_forward/backward (BPTT) and
- * rnncore_rnn_backward_truncated.
+ * test_rnn.c — the Elman RNN kernels: rnncore_rnn_step_forward/backward (tanh), and the window kernels of the tanh
+ * and the ReLU cell, rnncore_rnn_{,relu_}sizes/forward/backward (BPTT, full and truncated). The window tests run
+ * once per nonlinearity (g_relu), against the matching float64 reference; the ReLU gradient checks use problems
+ * whose pre-activations all stay at least 0.1 away from the kink, so that no central difference crosses it.
  *
  *  (a) float32 kernels vs the double reference on random inputs, several shapes (N=1, T=1, D≠H, larger);
  *  (b) the reference backward vs central differences of the reference forward (double, eps 1e-5);
  *  (c) the kernel backward vs central differences of the kernel forward (loss summed in double, eps 1e-2);
  *  accumulate/overwrite semantics, NULL optional pointers, and the textbook cross-check: the sequence kernels
  *  equal T step kernels forward and T step kernels backward in reverse with dh carried; truncated BPTT
- *  (rnncore_rnn_backward_truncated) against full BPTT and against a per-output truncated reference.
+ *  (window->truncation) against full BPTT and against a per-output truncated reference.
  * The loss of every gradient check is L = Σ hs⊙Whs + Σ h_last⊙Wlast with random weights, so dhs = Whs and
  * dh_last = Wlast.
  */
@@ -45,6 +47,57 @@ static void problem_free(rnn_problem *p) {
     for (int i = 0; i < 7; i++) { free(f[i]); free(d[i]); }
 }
 
+/* The window kernels of the cell under test (g_relu: the ReLU cell, else tanh), called with the argument lists of
+ * the tests below; each passes the caller's buffers straight through. */
+static int g_relu = 0;
+
+static rnncore_status rnn_fw(float *hs, float *h_last, const float *xs, const float *h0, const float *wx,
+                             const float *wh, const float *b, int64_t N, int64_t T, int64_t D, int64_t H) {
+    const rnncore_cell_weights w = {wx, wh, b, NULL};
+    const rnncore_window win = {N, T, D, H, 0};
+    return (g_relu ? rnncore_rnn_relu_forward : rnncore_rnn_forward)(hs, NULL, h_last, xs, h0, &w, &win);
+}
+static rnncore_status rnn_bw_tr(float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *ws,
+                                const float *dhs, const float *dh_last, const float *xs, const float *h0,
+                                const float *hs, const float *wx, const float *wh, int64_t N, int64_t T, int64_t D,
+                                int64_t H, int64_t truncation) {
+    const rnncore_cell_weights w = {wx, wh, NULL, NULL};
+    const rnncore_cell_gradients g = {dwx, dwh, db, NULL};
+    const rnncore_window win = {N, T, D, H, truncation};
+    return (g_relu ? rnncore_rnn_relu_backward : rnncore_rnn_backward)(dxs, dh0, &g, ws, dhs, dh_last, xs, h0, hs,
+                                                                        NULL, &w, &win);
+}
+static rnncore_status rnn_bw(float *dxs, float *dh0, float *dwx, float *dwh, float *db, float *ws, const float *dhs,
+                             const float *dh_last, const float *xs, const float *h0, const float *hs,
+                             const float *wx, const float *wh, int64_t N, int64_t T, int64_t D, int64_t H) {
+    return rnn_bw_tr(dxs, dh0, dwx, dwh, db, ws, dhs, dh_last, xs, h0, hs, wx, wh, N, T, D, H, 0);
+}
+static rnncore_status rnn_ws_size(int64_t *count, int64_t N, int64_t T, int64_t H, int64_t truncation) {
+    rnncore_cell_sizes s = {0};
+    const rnncore_window win = {N, T, 1, H, truncation};
+    rnncore_status st = (g_relu ? rnncore_rnn_relu_sizes : rnncore_rnn_sizes)(&s, &win);
+    CHECK(st != RNNCORE_OK || (s.gates == 1 && s.states == 1 && s.cache == 0));
+    if (st == RNNCORE_OK) *count = s.workspace;
+    return st;
+}
+/* The matching float64 references. */
+static void ref_fw(double *hs, double *h_last, const double *xs, const double *h0, const double *wx,
+                   const double *wh, const double *b, int64_t N, int64_t T, int64_t D, int64_t H) {
+    (g_relu ? ref_rnn_relu_forward : ref_rnn_forward)(hs, h_last, xs, h0, wx, wh, b, N, T, D, H);
+}
+static void ref_bw_tr(double *dxs, double *dh0, double *dwx, double *dwh, double *db, const double *dhs,
+                      const double *dh_last, const double *xs, const double *h0, const double *hs, const double *wx,
+                      const double *wh, int64_t N, int64_t T, int64_t D, int64_t H, int64_t truncation) {
+    (g_relu ? ref_rnn_relu_backward_truncated : ref_rnn_backward_truncated)(dxs, dh0, dwx, dwh, db, dhs, dh_last, xs,
+                                                                             h0, hs, wx, wh, N, T, D, H, truncation);
+}
+static void ref_bw(double *dxs, double *dh0, double *dwx, double *dwh, double *db, const double *dhs,
+                   const double *dh_last, const double *xs, const double *h0, const double *hs, const double *wx,
+                   const double *wh, int64_t N, int64_t T, int64_t D, int64_t H) {
+    if (g_relu) ref_rnn_relu_backward_truncated(dxs, dh0, dwx, dwh, db, dhs, dh_last, xs, h0, hs, wx, wh, N, T, D, H, 0);
+    else ref_rnn_backward(dxs, dh0, dwx, dwh, db, dhs, dh_last, xs, h0, hs, wx, wh, N, T, D, H);
+}
+
 static float *workspace_step(int64_t N, int64_t H) {
     int64_t c = -1;
     CHECK_STATUS(rnncore_rnn_step_backward_workspace_size(&c, N, H), RNNCORE_OK);
@@ -54,7 +107,7 @@ static float *workspace_step(int64_t N, int64_t H) {
 }
 static float *workspace_seq(int64_t N, int64_t T, int64_t H) {
     int64_t c = -1;
-    CHECK_STATUS(rnncore_rnn_backward_workspace_size(&c, N, T, H), RNNCORE_OK);
+    CHECK_STATUS(rnn_ws_size(&c, N, T, H, 0), RNNCORE_OK);
     CHECK(c == 2 * N * T * H + N * H);
     float *w = alloc_f(c); fill_const_f(w, c, NAN);
     return w;
@@ -112,8 +165,8 @@ static void test_step_vs_ref(int64_t N, int64_t D, int64_t H, int use_h, int use
 
 static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_h0, int use_b, int use_dhl,
                             uint64_t seed) {
-    printf("rnn_forward/backward N=%lld T=%lld D=%lld H=%lld h0=%s b=%s dh_last=%s\n", (long long)N, (long long)T,
-           (long long)D, (long long)H, use_h0 ? "yes" : "NULL", use_b ? "yes" : "NULL", use_dhl ? "yes" : "NULL");
+    printf("%s_forward/backward N=%lld T=%lld D=%lld H=%lld h0=%s b=%s dh_last=%s\n", g_relu ? "rnn_relu" : "rnn",
+           (long long)N, (long long)T, (long long)D, (long long)H, use_h0 ? "yes" : "NULL", use_b ? "yes" : "NULL", use_dhl ? "yes" : "NULL");
     rnn_problem p; problem_init(&p, N, T, D, H, seed);
     rng_t r = {seed ^ 0x5EEDu};
     const float *h0 = use_h0 ? p.h0 : NULL, *b = use_b ? p.b : NULL, *dhl = use_dhl ? p.dhl : NULL;
@@ -122,8 +175,8 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     float *hs = alloc_f(NTH), *hl = alloc_f(N * H);
     fill_const_f(hs, NTH, NAN); fill_const_f(hl, N * H, NAN);
     double *hs_d = alloc_d(NTH), *hl_d = alloc_d(N * H);
-    CHECK_STATUS(rnncore_rnn_forward(hs, hl, p.xs, h0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
-    ref_rnn_forward(hs_d, hl_d, p.xs_d, h0_d, p.wx_d, p.wh_d, b_d, N, T, D, H);
+    CHECK_STATUS(rnn_fw(hs, hl, p.xs, h0, p.wx, p.wh, b, N, T, D, H), RNNCORE_OK);
+    ref_fw(hs_d, hl_d, p.xs_d, h0_d, p.wx_d, p.wh_d, b_d, N, T, D, H);
     double tf = 4.0 * (double)(D + H + 1) * (double)T * U32;
     check_close_fd("rnn_forward hs", hs, hs_d, NTH, tf, tf);
     int last_ok = 1;
@@ -137,9 +190,9 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     fill_f(dwx, D * H, &r, -1, 1); fill_f(dwh, H * H, &r, -1, 1); fill_f(db, H, &r, -1, 1);
     double *dxs_d = alloc_d(N * T * D), *dh0_d = alloc_d(N * H), *hsk = to_d(hs, NTH);
     double *dwx_d = to_d(dwx, D * H), *dwh_d = to_d(dwh, H * H), *db_d = to_d(db, H);
-    CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, dwx, dwh, db, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
+    CHECK_STATUS(rnn_bw(dxs, dh0, dwx, dwh, db, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
                  RNNCORE_OK);
-    ref_rnn_backward(dxs_d, dh0_d, dwx_d, dwh_d, db_d, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
+    ref_bw(dxs_d, dh0_d, dwx_d, dwh_d, db_d, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
     double ta = 4.0 * (double)(H + 1) * (double)T * U32, tp = 4.0 * (double)(N * T + H) * (double)T * U32;
     check_close_fd("rnn_backward dxs", dxs, dxs_d, N * T * D, ta, ta);
     check_close_fd("rnn_backward dh0", dh0, dh0_d, N * H, ta, ta);
@@ -153,12 +206,12 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
      * and do not change dWx/dWh. */
     float *g1x = alloc_f(D * H), *g1h = alloc_f(H * H), *g1b = alloc_f(H);
     float *dxs1 = alloc_f(N * T * D), *dh01 = alloc_f(N * H);
-    CHECK_STATUS(rnncore_rnn_backward(dxs1, dh01, g1x, g1h, g1b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+    CHECK_STATUS(rnn_bw(dxs1, dh01, g1x, g1h, g1b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
                                       N, T, D, H), RNNCORE_OK);
     float *g2x = alloc_f(D * H), *g2h = alloc_f(H * H), *g2b = alloc_f(H);
     fill_const_f(dxs, N * T * D, 1e30f); fill_const_f(dh0, N * H, -7.0f);
     for (int k = 0; k < 2; k++)
-        CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, g2x, g2h, g2b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+        CHECK_STATUS(rnn_bw(dxs, dh0, g2x, g2h, g2b, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
                                           N, T, D, H), RNNCORE_OK);
     check_close_ff("rnn_backward dxs overwritten", dxs, dxs1, N * T * D, 0, 0);
     check_close_ff("rnn_backward dh0 overwritten", dh0, dh01, N * H, 0, 0);
@@ -169,7 +222,7 @@ static void test_seq_vs_ref(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     check_close_ff("rnn_backward dWh twice = 2x", g2h, g1h, H * H, tp, tp);
     check_close_ff("rnn_backward db twice = 2x", g2b, g1b, H, tp, tp);
     memset(g2x, 0, (size_t)(D * H) * sizeof *g2x); memset(g2h, 0, (size_t)(H * H) * sizeof *g2h);
-    CHECK_STATUS(rnncore_rnn_backward(NULL, NULL, g2x, g2h, NULL, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+    CHECK_STATUS(rnn_bw(NULL, NULL, g2x, g2h, NULL, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
                                       N, T, D, H), RNNCORE_OK);
     for (int64_t i = 0; i < D * H; i++) g1x[i] /= 2;
     for (int64_t i = 0; i < H * H; i++) g1h[i] /= 2;
@@ -187,8 +240,8 @@ static void test_null_means_zero(void) {
     printf("rnn NULL h0 / NULL b equal explicit zeros\n");
     rnn_problem p; problem_init(&p, 2, 3, 4, 5, 77);
     float *z = alloc_f(2 * 5), *a = alloc_f(2 * 3 * 5), *c = alloc_f(2 * 3 * 5);
-    CHECK_STATUS(rnncore_rnn_forward(a, NULL, p.xs, NULL, p.wx, p.wh, NULL, 2, 3, 4, 5), RNNCORE_OK);
-    CHECK_STATUS(rnncore_rnn_forward(c, NULL, p.xs, z, p.wx, p.wh, z, 2, 3, 4, 5), RNNCORE_OK);
+    CHECK_STATUS(rnn_fw(a, NULL, p.xs, NULL, p.wx, p.wh, NULL, 2, 3, 4, 5), RNNCORE_OK);
+    CHECK_STATUS(rnn_fw(c, NULL, p.xs, z, p.wx, p.wh, z, 2, 3, 4, 5), RNNCORE_OK);
     check_close_ff("rnn_forward NULL h0,b vs zeros", a, c, 2 * 3 * 5, 1e-7, 1e-6);
     CHECK_STATUS(rnncore_rnn_step_forward(a, p.xs, NULL, p.wx, p.wh, NULL, 2, 4, 5), RNNCORE_OK);
     CHECK_STATUS(rnncore_rnn_step_forward(c, p.xs, z, p.wx, p.wh, z, 2, 4, 5), RNNCORE_OK);
@@ -208,7 +261,7 @@ static double loss_f(void *v) {
         assert(s == RNNCORE_OK);
         return dot_fd(g->hs, p->dhs_d, p->N * p->H);
     }
-    rnncore_status s = rnncore_rnn_forward(g->hs, g->hl, p->xs, p->h0, p->wx, p->wh, p->b, p->N, p->T, p->D, p->H);
+    rnncore_status s = rnn_fw(g->hs, g->hl, p->xs, p->h0, p->wx, p->wh, p->b, p->N, p->T, p->D, p->H);
     assert(s == RNNCORE_OK);
     return dot_fd(g->hs, p->dhs_d, p->N * p->T * p->H) + dot_fd(g->hl, p->dhl_d, p->N * p->H);
 }
@@ -219,7 +272,7 @@ static double loss_d(void *v) {
         ref_rnn_step_forward(g->hs_d, p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->N, p->D, p->H);
         return dot_dd(g->hs_d, p->dhs_d, p->N * p->H);
     }
-    ref_rnn_forward(g->hs_d, g->hl_d, p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->N, p->T, p->D, p->H);
+    ref_fw(g->hs_d, g->hl_d, p->xs_d, p->h0_d, p->wx_d, p->wh_d, p->b_d, p->N, p->T, p->D, p->H);
     return dot_dd(g->hs_d, p->dhs_d, p->N * p->T * p->H) + dot_dd(g->hl_d, p->dhl_d, p->N * p->H);
 }
 
@@ -240,7 +293,7 @@ static void test_grad_checks(int step, int64_t N, int64_t T, int64_t D, int64_t 
            *db = alloc_d(H);
     loss_d(&g);
     if (step) ref_rnn_step_backward(dx, dh0, dwx, dwh, db, p.dhs_d, p.xs_d, p.h0_d, g.hs_d, p.wx_d, p.wh_d, N, D, H);
-    else ref_rnn_backward(dx, dh0, dwx, dwh, db, p.dhs_d, p.dhl_d, p.xs_d, p.h0_d, g.hs_d, p.wx_d, p.wh_d, N, T, D, H);
+    else ref_bw(dx, dh0, dwx, dwh, db, p.dhs_d, p.dhl_d, p.xs_d, p.h0_d, g.hs_d, p.wx_d, p.wh_d, N, T, D, H);
     double *pd[] = {p.xs_d, p.h0_d, p.wx_d, p.wh_d, p.b_d};
     double *ad[] = {dx, dh0, dwx, dwh, db};
     const char *names[] = {"dx", step ? "dh_prev" : "dh0", "dWx", "dWh", "db"};
@@ -259,7 +312,7 @@ static void test_grad_checks(int step, int64_t N, int64_t T, int64_t D, int64_t 
         CHECK_STATUS(rnncore_rnn_step_backward(fx, fh0, fwx, fwh, fb, ws, p.dhs, p.xs, p.h0, g.hs, p.wx, p.wh,
                                                N, D, H), RNNCORE_OK);
     else
-        CHECK_STATUS(rnncore_rnn_backward(fx, fh0, fwx, fwh, fb, ws, p.dhs, p.dhl, p.xs, p.h0, g.hs, p.wx, p.wh,
+        CHECK_STATUS(rnn_bw(fx, fh0, fwx, fwh, fb, ws, p.dhs, p.dhl, p.xs, p.h0, g.hs, p.wx, p.wh,
                                           N, T, D, H), RNNCORE_OK);
     float *pf[] = {p.xs, p.h0, p.wx, p.wh, p.b};
     float *af[] = {fx, fh0, fwx, fwh, fb};
@@ -289,8 +342,8 @@ static void test_textbook_crosscheck(void) {
 
     float hs[N * T * H], hl[N * H], dxs[N * T * D], dh0[N * H], dwx[D * H] = {0}, dwh[H * H] = {0}, db[H] = {0};
     float *ws = workspace_seq(N, T, H);
-    CHECK_STATUS(rnncore_rnn_forward(hs, hl, xs, h0, wx, wh, b, N, T, D, H), RNNCORE_OK);
-    CHECK_STATUS(rnncore_rnn_backward(dxs, dh0, dwx, dwh, db, ws, dhs, dhl, xs, h0, hs, wx, wh, N, T, D, H),
+    CHECK_STATUS(rnn_fw(hs, hl, xs, h0, wx, wh, b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(rnn_bw(dxs, dh0, dwx, dwh, db, ws, dhs, dhl, xs, h0, hs, wx, wh, N, T, D, H),
                  RNNCORE_OK);
 
     /* per-step layers: x_t, h_t are (N,D), (N,H) slices gathered out of the batch-major sequence */
@@ -327,7 +380,7 @@ static void test_textbook_crosscheck(void) {
  * k = 1 nothing reaches dh0 and the result is T independent step kernel backwards, one per output. */
 static float *workspace_trunc(int64_t N, int64_t T, int64_t H, int64_t k) {
     int64_t c = -1;
-    CHECK_STATUS(rnncore_rnn_backward_truncated_workspace_size(&c, N, T, H, k), RNNCORE_OK);
+    CHECK_STATUS(rnn_ws_size(&c, N, T, H, k), RNNCORE_OK);
     CHECK(c >= 1);
     float *w = alloc_f(c); fill_const_f(w, c, NAN);
     return w;
@@ -341,19 +394,19 @@ static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     const float *h0 = use_opt ? p.h0 : NULL, *dhl = use_opt ? p.dhl : NULL;
     const double *h0_d = use_opt ? p.h0_d : NULL, *dhl_d = use_opt ? p.dhl_d : NULL;
     float *hs = alloc_f(NTH);
-    CHECK_STATUS(rnncore_rnn_forward(hs, NULL, p.xs, h0, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
+    CHECK_STATUS(rnn_fw(hs, NULL, p.xs, h0, p.wx, p.wh, p.b, N, T, D, H), RNNCORE_OK);
     double *hsk = to_d(hs, NTH);
     char what[96];
 
     /* the references agree with each other */
     double *fx = alloc_d(NTD), *fh = alloc_d(N * H), *fwx = alloc_d(D * H), *fwh = alloc_d(H * H), *fb = alloc_d(H);
     double *rx = alloc_d(NTD), *rh = alloc_d(N * H), *rwx = alloc_d(D * H), *rwh = alloc_d(H * H), *rb = alloc_d(H);
-    ref_rnn_backward(fx, fh, fwx, fwh, fb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
+    ref_bw(fx, fh, fwx, fwh, fb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D, H);
     const int64_t unlimited[] = {0, T + 1};
     for (int u = 0; u < 2; u++) {
         memset(rwx, 0, (size_t)(D * H) * sizeof *rwx); memset(rwh, 0, (size_t)(H * H) * sizeof *rwh);
         memset(rb, 0, (size_t)H * sizeof *rb);
-        ref_rnn_backward_truncated(rx, rh, rwx, rwh, rb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
+        ref_bw_tr(rx, rh, rwx, rwh, rb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
                                    H, unlimited[u]);
         snprintf(what, sizeof what, "[ref] truncated k=%lld vs full: dxs", (long long)unlimited[u]);
         check_close_dd(what, rx, fx, NTD, 1e-12, 1e-12);
@@ -366,7 +419,7 @@ static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_
     /* the untruncated kernel */
     float *kx0 = alloc_f(NTD), *kh0 = alloc_f(N * H), *kwx0 = alloc_f(D * H), *kwh0 = alloc_f(H * H),
           *kb0 = alloc_f(H), *ws = workspace_seq(N, T, H);
-    CHECK_STATUS(rnncore_rnn_backward(kx0, kh0, kwx0, kwh0, kb0, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
+    CHECK_STATUS(rnn_bw(kx0, kh0, kwx0, kwh0, kb0, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh, N, T, D, H),
                  RNNCORE_OK);
     free(ws);
     double ta = 4.0 * (double)(H + 1) * (double)T * U32, tp = 4.0 * (double)(N * T + H) * (double)T * U32;
@@ -378,16 +431,17 @@ static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_
         ws = workspace_trunc(N, T, H, k);
         float *kwx = alloc_f(D * H), *kwh = alloc_f(H * H), *kb = alloc_f(H);
         fill_const_f(kx, NTD, NAN); fill_const_f(kh, N * H, NAN);
-        CHECK_STATUS(rnncore_rnn_backward_truncated(use_opt ? kx : NULL, use_opt ? kh : NULL, kwx, kwh,
+        CHECK_STATUS(rnn_bw_tr(use_opt ? kx : NULL, use_opt ? kh : NULL, kwx, kwh,
                                                     use_opt ? kb : NULL, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
                                                     N, T, D, H, k), RNNCORE_OK);
-        snprintf(what, sizeof what, "rnn_backward_truncated k=%lld vs full: dWx", (long long)k);
-        check_close_ff(what, kwx, kwx0, D * H, tp, tp);
-        check_close_ff("  dWh", kwh, kwh0, H * H, tp, tp);
+        /* the header: truncation 0 and truncation >= T give exactly the same results, bit for bit */
+        snprintf(what, sizeof what, "rnn_backward truncation %lld vs 0 (bit for bit): dWx", (long long)k);
+        check_close_ff(what, kwx, kwx0, D * H, 0, 0);
+        check_close_ff("  dWh", kwh, kwh0, H * H, 0, 0);
         if (use_opt) {
-            check_close_ff("  dxs", kx, kx0, NTD, ta, ta);
-            check_close_ff("  dh0", kh, kh0, N * H, ta, ta);
-            check_close_ff("  db", kb, kb0, H, tp, tp);
+            check_close_ff("  dxs", kx, kx0, NTD, 0, 0);
+            check_close_ff("  dh0", kh, kh0, N * H, 0, 0);
+            check_close_ff("  db", kb, kb0, H, 0, 0);
         }
         free(ws); free(kwx); free(kwh); free(kb);
     }
@@ -400,9 +454,9 @@ static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_
         fill_f(kwx, D * H, &r, -1, 1); fill_f(kwh, H * H, &r, -1, 1); fill_f(kb, H, &r, -1, 1);
         double *gwx = to_d(kwx, D * H), *gwh = to_d(kwh, H * H), *gb = to_d(kb, H);
         fill_const_f(kx, NTD, NAN); fill_const_f(kh, N * H, NAN);
-        CHECK_STATUS(rnncore_rnn_backward_truncated(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+        CHECK_STATUS(rnn_bw_tr(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
                                                     N, T, D, H, k), RNNCORE_OK);
-        ref_rnn_backward_truncated(rx, rh, gwx, gwh, gb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
+        ref_bw_tr(rx, rh, gwx, gwh, gb, p.dhs_d, dhl_d, p.xs_d, h0_d, hsk, p.wx_d, p.wh_d, N, T, D,
                                    H, k);
         snprintf(what, sizeof what, "rnn_backward_truncated k=%lld vs truncated ref: dxs", (long long)k);
         check_close_fd(what, kx, rx, NTD, ta, ta);
@@ -418,39 +472,43 @@ static void test_truncation(int64_t N, int64_t T, int64_t D, int64_t H, int use_
         free(ws); free(gwx); free(gwh); free(gb);
     }
 
-    /* k = 1 is one independent step backward per output (T step kernels, nothing carried) */
-    ws = workspace_trunc(N, T, H, 1);
-    memset(kwx, 0, (size_t)(D * H) * sizeof *kwx); memset(kwh, 0, (size_t)(H * H) * sizeof *kwh);
-    memset(kb, 0, (size_t)H * sizeof *kb);
-    CHECK_STATUS(rnncore_rnn_backward_truncated(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
-                                                N, T, D, H, 1), RNNCORE_OK);
-    float *wss = workspace_step(N, H), *swx = alloc_f(D * H), *swh = alloc_f(H * H), *sb = alloc_f(H);
-    float *sx = alloc_f(NTD), *x_t = alloc_f(N * D), *hp_t = alloc_f(N * H), *h_t = alloc_f(N * H),
-          *dh_t = alloc_f(N * H), *dx_t = alloc_f(N * D);
-    for (int64_t t = 0; t < T; t++) {
-        for (int64_t n = 0; n < N; n++) {
-            const int64_t row = n * T + t;
-            memcpy(x_t + n * D, p.xs + row * D, (size_t)D * sizeof(float));
-            memcpy(h_t + n * H, hs + row * H, (size_t)H * sizeof(float));
-            for (int64_t j = 0; j < H; j++) {
-                hp_t[n * H + j] = t ? hs[(row - 1) * H + j] : (h0 ? h0[n * H + j] : 0.0f);
-                dh_t[n * H + j] = p.dhs[row * H + j] + (t == T - 1 && dhl ? dhl[n * H + j] : 0.0f);
+    /* k = 1 is one independent step backward per output (T step kernels, nothing carried); the step kernel is the
+     * tanh cell's */
+    if (!g_relu) {
+            ws = workspace_trunc(N, T, H, 1);
+        memset(kwx, 0, (size_t)(D * H) * sizeof *kwx); memset(kwh, 0, (size_t)(H * H) * sizeof *kwh);
+        memset(kb, 0, (size_t)H * sizeof *kb);
+        CHECK_STATUS(rnn_bw_tr(kx, kh, kwx, kwh, kb, ws, p.dhs, dhl, p.xs, h0, hs, p.wx, p.wh,
+                                                    N, T, D, H, 1), RNNCORE_OK);
+        float *wss = workspace_step(N, H), *swx = alloc_f(D * H), *swh = alloc_f(H * H), *sb = alloc_f(H);
+        float *sx = alloc_f(NTD), *x_t = alloc_f(N * D), *hp_t = alloc_f(N * H), *h_t = alloc_f(N * H),
+              *dh_t = alloc_f(N * H), *dx_t = alloc_f(N * D);
+        for (int64_t t = 0; t < T; t++) {
+            for (int64_t n = 0; n < N; n++) {
+                const int64_t row = n * T + t;
+                memcpy(x_t + n * D, p.xs + row * D, (size_t)D * sizeof(float));
+                memcpy(h_t + n * H, hs + row * H, (size_t)H * sizeof(float));
+                for (int64_t j = 0; j < H; j++) {
+                    hp_t[n * H + j] = t ? hs[(row - 1) * H + j] : (h0 ? h0[n * H + j] : 0.0f);
+                    dh_t[n * H + j] = p.dhs[row * H + j] + (t == T - 1 && dhl ? dhl[n * H + j] : 0.0f);
+                }
             }
+            CHECK_STATUS(rnncore_rnn_step_backward(dx_t, NULL, swx, swh, sb, wss, dh_t, x_t, hp_t, h_t, p.wx, p.wh,
+                                                   N, D, H), RNNCORE_OK);
+            for (int64_t n = 0; n < N; n++) memcpy(sx + (n * T + t) * D, dx_t + n * D, (size_t)D * sizeof(float));
         }
-        CHECK_STATUS(rnncore_rnn_step_backward(dx_t, NULL, swx, swh, sb, wss, dh_t, x_t, hp_t, h_t, p.wx, p.wh,
-                                               N, D, H), RNNCORE_OK);
-        for (int64_t n = 0; n < N; n++) memcpy(sx + (n * T + t) * D, dx_t + n * D, (size_t)D * sizeof(float));
-    }
-    /* the same sums in another order (one GEMM over N·T rows vs T GEMMs over N rows): single-step tolerances
-     * for dxs, a sum of N·T terms for the parameter gradients */
-    const double ta1 = 4.0 * (double)(H + 1) * U32, tp1 = 4.0 * (double)(N * T + 8) * U32;
-    check_close_ff("rnn_backward_truncated k=1 vs T step kernels: dxs", kx, sx, NTD, ta1, ta1);
-    check_close_ff("  dWx", kwx, swx, D * H, tp1, tp1);
-    check_close_ff("  dWh", kwh, swh, H * H, tp1, tp1);
-    check_close_ff("  db", kb, sb, H, tp1, tp1);
+        /* the same sums in another order (one GEMM over N·T rows vs T GEMMs over N rows): single-step tolerances
+         * for dxs, a sum of N·T terms for the parameter gradients */
+        const double ta1 = 4.0 * (double)(H + 1) * U32, tp1 = 4.0 * (double)(N * T + 8) * U32;
+        check_close_ff("rnn_backward_truncated k=1 vs T step kernels: dxs", kx, sx, NTD, ta1, ta1);
+        check_close_ff("  dWx", kwx, swx, D * H, tp1, tp1);
+        check_close_ff("  dWh", kwh, swh, H * H, tp1, tp1);
+        check_close_ff("  db", kb, sb, H, tp1, tp1);
 
-    free(ws); free(wss); free(swx); free(swh); free(sb); free(sx); free(x_t); free(hp_t); free(h_t); free(dh_t);
-    free(dx_t); free(kwx); free(kwh); free(kb); free(kx); free(kh); free(kx0); free(kh0); free(kwx0); free(kwh0);
+        free(ws); free(wss); free(swx); free(swh); free(sb); free(sx); free(x_t); free(hp_t); free(h_t); free(dh_t);
+        free(dx_t);
+    }
+    free(kwx); free(kwh); free(kb); free(kx); free(kh); free(kx0); free(kh0); free(kwx0); free(kwh0);
     free(kb0); free(hs); free(hsk); free(fx); free(fh); free(fwx); free(fwh); free(fb); free(rx); free(rh); free(rwx);
     free(rwh); free(rb);
     problem_free(&p);
@@ -481,6 +539,37 @@ static void test_tanh_accuracy(void) {
     CHECK(out[0] == 1e-30f && out[1] == -3e-8f && out[2] == 1.0f && out[3] == -1.0f && isnan(out[4]));
 }
 
+/* The smallest |pre-activation| of a problem's window, in float64: the distance of its closest unit to the ReLU's
+ * kink. A central difference of step eps moves a pre-activation by at most about eps·(|x| + |h|)·(fan-in) ~ 0.03 for
+ * the float check's eps = 1e-2 at these sizes, so a margin of 0.1 keeps every difference on one side of the kink. */
+static double relu_kink_margin(int64_t N, int64_t T, int64_t D, int64_t H, uint64_t seed) {
+    rnn_problem p; problem_init(&p, N, T, D, H, seed);
+    double *hs = alloc_d(N * T * H), margin = INFINITY;
+    ref_rnn_relu_forward(hs, NULL, p.xs_d, p.h0_d, p.wx_d, p.wh_d, p.b_d, N, T, D, H);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t t = 0; t < T; t++) {
+            const double *x = p.xs_d + (n * T + t) * D, *hp = t ? hs + (n * T + t - 1) * H : p.h0_d + n * H;
+            for (int64_t j = 0; j < H; j++) {
+                double a = p.b_d[j];
+                for (int64_t d = 0; d < D; d++) a += x[d] * p.wx_d[d * H + j];
+                for (int64_t k = 0; k < H; k++) a += hp[k] * p.wh_d[k * H + j];
+                margin = fmin(margin, fabs(a));
+            }
+        }
+    free(hs);
+    problem_free(&p);
+    return margin;
+}
+
+/* The first seed from `seed` on whose problem every pre-activation keeps the margin (found in float64, so the same
+ * on every machine). */
+static uint64_t relu_seed(int64_t N, int64_t T, int64_t D, int64_t H, uint64_t seed) {
+    while (relu_kink_margin(N, T, D, H, seed) < 0.1) seed++;
+    printf("relu gradient-check problem N=%lld T=%lld D=%lld H=%lld: seed %llu (every |pre-activation| >= 0.1)\n",
+           (long long)N, (long long)T, (long long)D, (long long)H, (unsigned long long)seed);
+    return seed;
+}
+
 int main(void) {
     test_tanh_accuracy();
     /* step: general, N=1, D≠H both ways, no h_prev / no bias, a larger BLAS-sized shape */
@@ -506,5 +595,21 @@ int main(void) {
     test_truncation(2, 4, 3, 2, 0, 32);
     test_truncation(1, 2, 2, 3, 1, 33);
     test_truncation(4, 9, 8, 16, 1, 34);
+
+    /* the ReLU cell: the window tests again (the step kernels and the tanh's accuracy are tanh only) */
+    printf("== ReLU cell (rnncore_rnn_relu_*)\n");
+    g_relu = 1;
+    test_seq_vs_ref(3, 5, 4, 6, 1, 1, 1, 111);
+    test_seq_vs_ref(1, 1, 3, 5, 1, 1, 1, 112);
+    test_seq_vs_ref(1, 7, 8, 2, 0, 1, 0, 113);
+    test_seq_vs_ref(4, 3, 5, 5, 1, 0, 0, 115);
+    test_seq_vs_ref(8, 20, 32, 64, 1, 1, 1, 116);
+    test_null_means_zero();
+    test_grad_checks(0, 2, 4, 3, 5, relu_seed(2, 4, 3, 5, 122));
+    test_grad_checks(0, 1, 1, 2, 3, relu_seed(1, 1, 2, 3, 123));
+    test_truncation(3, 5, 4, 6, 1, 131);
+    test_truncation(2, 4, 3, 2, 0, 132);
+    test_truncation(1, 2, 2, 3, 1, 133);
+    test_truncation(4, 9, 8, 16, 1, 134);
     return test_finish("test_rnn");
 }

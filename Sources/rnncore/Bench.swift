@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
                 "rnncore": ours.dictionary(peak: peak),
             ]
             log("")
-            log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T), \(config.layers)-layer \(config.cell == .lstm ? "LSTM" : "tanh RNN"))")
+            log("\(config.rawValue)  (V=\(config.sizes.V) D=\(config.sizes.D) H=\(config.sizes.H) N=\(config.sizes.N) T=\(config.sizes.T), \(config.layers)-layer \(config.cell.specification.displayName))")
             log("  impl               train ms   train tok/s   fwd ms   fwd tok/s   rnncore faster: train    fwd")
             log(ours.row(name: "rnncore", trainRatio: 1, forwardRatio: 1))
             log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB (%.2f× the %.0f MiB of parameters, gradients and one window's activations); ",
@@ -153,7 +153,7 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
     }
 
     /// G, the width of a recurrent layer's pre-activations: H for the tanh RNN, 4H for the LSTM's four gates.
-    private var gateWidth: Int { cell == .lstm ? 4 * sizes.H : sizes.H }
+    private var gateWidth: Int { cell.specification.gateWidth(hiddenSize: sizes.H) }
 
     /// The input size of layer l: D for the first, H above it.
     private func inputSize(ofLayer l: Int) -> Int { l == 0 ? sizes.D : sizes.H }

@@ -14,6 +14,11 @@ enum JSONOutput {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// `value` (a Codable record such as the settings) as a JSON object for ``line(_:)``.
+    static func object<T: Encodable>(_ value: T) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+    }
+
     /// `object` with every non-finite number, at any depth, replaced by `NSNull` and reported in `"non_finite"`.
     static func sanitized(_ object: [String: Any]) -> [String: Any] {
         var result: [String: Any] = [:]

@@ -14,37 +14,17 @@ struct Train: ParsableCommand {
     @Option(help: "Training text (UTF-8). Omit to use the built-in corpus.") var train: String?
     @Option(help: "Validation text, evaluated after every epoch.") var valid: String?
     @Option(help: "Test text, evaluated once at the end.") var test: String?
-    @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.") var level: Vocabulary.Level = .word
-    @Option(parsing: .unconditional, help: "Embedding size D.") var embed: Int = 100
-    @Option(help: "Token inputs: embedding (trained table of size --embed) or one-hot (size V; small vocabularies such as --level char).")
-    var input: InputEncoding = .embedding
-    @Option(parsing: .unconditional, help: "Hidden size H.") var hidden: Int = 100
-    @Option(help: "Recurrent cell: rnn (tanh) or lstm.") var cell: CellKind = .rnn
-    @Option(parsing: .unconditional, help: "Number of stacked recurrent layers.") var layers: Int = 1
-    @Option(parsing: .unconditional, help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
-    var dropout: Float = 0
-    @Option(name: .customLong("bptt-truncation"), parsing: .unconditional, help: "Backpropagate each output's error at most this many steps back inside a window of --bptt steps (0 = the whole window).")
-    var bpttTruncation: Int = 0
-    @Flag(help: "Bidirectional layers (not for language models: the backward direction would see the next token).")
-    var bidirectional = false
-    @Option(parsing: .unconditional, help: "Batch size N (parallel streams).") var batch: Int = 20
-    @Option(parsing: .unconditional, help: "Truncated-BPTT window T.") var bptt: Int = 35
-    @Option(parsing: .unconditional, help: "Epochs (default: 4 with --train, 10 on the built-in corpus).") var epochs: Int?
-    @Option(help: "Optimizer: sgd or adam.") var optimizer: OptimizerKind = .adam
-    @Option(parsing: .unconditional, help: "Learning rate (default: 1 for sgd, 0.003 for adam).") var lr: Float?
-    @Option(name: .customLong("lr-decay"), parsing: .unconditional, help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
-    var lrDecay: Float = 2
-    @Option(name: .customLong("lr-decay-start"), parsing: .unconditional, help: "From this epoch on, divide the learning rate by --lr-decay after every epoch, improved or not (Zaremba et al.'s schedule).")
-    var lrDecayStart: Int?
-    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this (0 = no clipping).") var clip: Double = 0.25
-    @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus).") var seed: UInt64 = 1
+    @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.")
+    var level: Vocabulary.Level = TrainingSettings().level
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Training") var trainingOptions: TrainingOptionsGroup
+    @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions
+    @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus).")
+    var seed: UInt64 = TrainingSettings().seed
     @Option(help: "Write the trained model to this safetensors file.") var out: String?
     @Option(help: "Write an SVG chart of train/valid perplexity per epoch.") var plot: String?
-    @Flag(help: "Also report the training accuracy (next token predicted as the most likely one) of every epoch.")
-    var accuracy = false
-    @Flag(name: .customLong("skip-nonfinite"), help: "Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping.")
-    var skipNonFinite = false
-    @Flag(help: "Print one JSON object with the final metrics on standard output.") var json = false
+    @Flag(help: "Print one JSON object with the final metrics (and the run's settings) on standard output.")
+    var json = false
     @Option(help: "Where training checkpoints (weights, optimizer, data position, random state: all a resumed run needs) go; default: next to --out as NAME.resume.safetensors, else rnncore-interrupted.safetensors.")
     var checkpoint: String?
     @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Save a training checkpoint every N batches and at the end of every epoch (default 0: only on Ctrl-C).")
@@ -54,75 +34,53 @@ struct Train: ParsableCommand {
 
     @Option(name: .customLong("max-memory"), parsing: .unconditional, help: "Refuse to start a run whose estimated memory (parameters, gradients, optimizer state, one window's activations) exceeds this many bytes (suffixes K, M, G, T; default: the memory this process can still allocate).")
     var maxMemory: ByteCount?
+    @Flag(name: .customLong("print-settings"),
+          help: ArgumentHelp("Print the run's settings record (resolved, or the checkpoint's with --resume) as JSON and exit without training.", visibility: .private))
+    var printSettings = false
     @Option(name: .customLong("inject-nonfinite-loss-from-step"), parsing: .unconditional,
             help: ArgumentHelp("Testing aid: treat the loss of every batch from this step on as NaN.", visibility: .private))
     var injectNonFiniteLossFromStep: Int?
 
-    enum OptimizerKind: String, ExpressibleByArgument { case sgd, adam }
-
     func validate() throws {
-        for (name, value) in [("--embed", embed), ("--hidden", hidden), ("--layers", layers), ("--batch", batch), ("--bptt", bptt)]
-        where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value)")
-        }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must lie in [0, 1), got \(dropout)") }
-        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 (the whole window) or positive, got \(bpttTruncation)") }
-        if bidirectional {
-            throw ValidationError("""
-                --bidirectional does not apply to language models: a reverse-time layer reads the very tokens the \
-                model must predict. Bidirectional layers are available in the Swift API (RecurrentNetwork) for \
-                tagging and classification.
-                """)
-        }
-        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive finite number, got \(lr)") }
-        if !(lrDecay >= 1 && lrDecay.isFinite) { throw ValidationError("--lr-decay must be a finite number of at least 1 (1 = never decay), got \(lrDecay)") }
-        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1, got \(lrDecayStart)") }
-        if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be a finite number, 0 (no clipping) or positive, got \(clip)") }
         if let step = injectNonFiniteLossFromStep, step < 1 { throw ValidationError("--inject-nonfinite-loss-from-step must be at least 1") }
         if train == nil, valid != nil || test != nil { throw ValidationError("--valid and --test need --train") }
         try validateCheckpointOptions()
     }
 
-    /// Trains (``run()`` resolves --resume and checks `files` first).
-    func execute(resuming resumed: ResumePoint?, files: TrainFiles) throws {
+    /// The settings record of a new run, from the options: the record's defaults for every option not given, the
+    /// context-dependent ones resolved for the corpus (the built-in one without --train).
+    var settings: TrainingSettings {
+        TrainingSettings(model: modelOptions.settings, training: trainingOptions.options, optimizer: optimizerOptions.settings,
+                         seed: seed, level: level)
+            .resolved(builtInCorpus: train == nil)
+    }
+
+    /// Trains the run of `settings` (``run()`` resolves --resume and checks `files` first).
+    func execute(settings: TrainingSettings, resuming resumed: ResumePoint?, files: TrainFiles) throws {
         let wallStart = Date()
-        let data = try loadData(resuming: resumed)
+        let data = try loadData(settings: settings, resuming: resumed)
         let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
         log("data: \(data.description)")
-        log("  vocabulary \(data.splits.vocabulary.count) \(level == .word ? "words" : "characters"), "
+        log("  vocabulary \(data.splits.vocabulary.count) \(settings.level == .word ? "words" : "characters"), "
             + "train \(data.splits.train.count) tokens, valid \(data.splits.valid.count), test \(data.splits.test.count)")
 
-        let config = RNNLanguageModel.Configuration(
-            vocabularySize: data.splits.vocabulary.count, embeddingSize: embed, hiddenSize: hidden, layers: layers,
-            cell: cell, dropout: dropout, input: input)
+        let config = settings.model.configuration(vocabularySize: data.splits.vocabulary.count)
         try config.validate()
-        try checkMemory(config)
-        let rate = lr ?? (optimizer == .sgd ? 1 : 0.003)
-        var options = TrainingOptions()
-        options.batchSize = batch
-        options.bptt = bptt
-        options.epochs = epochs ?? (train == nil ? 10 : 4)
-        options.clipNorm = clip > 0 ? clip : nil
-        options.learningRateDecay = lrDecay
-        options.learningRateDecayStart = lrDecayStart
-        options.skipNonFinite = skipNonFinite
-        options.measureAccuracy = accuracy
+        try checkMemory(config, settings: settings)
         let trainer: Trainer
         if let resumed {
             trainer = try Trainer(resumingFrom: resumed.checkpoint)
         } else {
-            let model = try RNNLanguageModel(configuration: config, seed: seed)
-            model.truncation = bpttTruncation
-            let opt: Optimizer = optimizer == .sgd ? SGD(learningRate: rate) : Adam(learningRate: rate)
-            trainer = Trainer(model: model, optimizer: opt, options: options)
+            trainer = try Trainer(settings: settings, vocabularySize: config.vocabularySize)
         }
         trainer.nonFiniteLossFromStep = injectNonFiniteLossFromStep
-        log("model: \(layers)-layer \(cell == .lstm ? "LSTM" : "tanh RNN"), V=\(config.vocabularySize) \(input == .oneHot ? "one-hot inputs" : "D=\(embed)") H=\(hidden)"
-            + (dropout > 0 ? ", dropout \(dropout)" : "") + ", "
-            + "\(trainer.model.parameters.scalarCount) parameters; \(optimizer.rawValue) lr=\(rate), clip=\(clip), "
-            + "N=\(batch) T=\(bptt)" + (bpttTruncation > 0 ? " (errors back at most \(bpttTruncation) steps)" : "")
-            + ", \(options.epochs) epochs, seed \(seed)")
+        let (m, t, o) = (settings.model, settings.training, settings.optimizer)
+        let clip = t.clipNorm ?? 0
+        log("model: \(m.layers)-layer \(m.cell.specification.displayName), V=\(config.vocabularySize) \(m.input == .oneHot ? "one-hot inputs" : "D=\(m.embeddingSize)") H=\(m.hiddenSize)"
+            + (m.dropout > 0 ? ", dropout \(m.dropout)" : "") + ", "
+            + "\(trainer.model.parameters.scalarCount) parameters; \(o.kind.rawValue) lr=\(o.resolvedLearningRate), clip=\(clip), "
+            + "N=\(t.batchSize) T=\(t.bptt)" + (t.truncation > 0 ? " (errors back at most \(t.truncation) steps)" : "")
+            + ", \(trainer.epochCount) epochs, seed \(settings.seed)")
         if let resumed { log("resumed from \(resumed.path): epoch \(trainer.epoch), after batch \(trainer.batch)") }
         var display = ProgressDisplay()
         log("")
@@ -132,7 +90,7 @@ struct Train: ParsableCommand {
             case let .progress(p):
                 display.show(
                     fraction: Double(p.batch) / Double(p.batchesPerEpoch),
-                    label: "epoch \(p.epoch)/\(options.epochs)",
+                    label: "epoch \(p.epoch)/\(trainer.epochCount)",
                     detail: String(format: "ppl %.2f  %.0f tok/s  ETA %@", p.trainPerplexity, p.tokensPerSecond,
                                    formatDuration(p.remaining)))
             case let .epochEnded(r):
@@ -187,6 +145,7 @@ struct Train: ParsableCommand {
                 "epochs": reports.count,
                 "skipped_updates": reports.reduce(0) { $0 + $1.skippedUpdates },
                 "vocabulary_size": config.vocabularySize,
+                "settings": try JSONOutput.object(settings),
             ]
             if let best { result["valid_perplexity"] = best }
             if let testPerplexity { result["test_perplexity"] = testPerplexity }
@@ -200,10 +159,11 @@ struct Train: ParsableCommand {
 
     /// Refuses a configuration whose training would need more memory than `--max-memory` or than this process can
     /// still allocate, with the estimate, before anything large is allocated.
-    private func checkMemory(_ config: RNNLanguageModel.Configuration) throws {
+    private func checkMemory(_ config: RNNLanguageModel.Configuration, settings: TrainingSettings) throws {
+        let t = settings.training
         let estimate = config.trainingMemoryEstimate(
-            batchSize: batch, bptt: bptt, optimizerSlots: optimizer == .adam ? 2 : 0,
-            evaluationBatchSize: TrainingOptions().evaluationBatchSize, truncation: bpttTruncation)
+            batchSize: t.batchSize, bptt: t.bptt, optimizerSlots: settings.optimizer.kind == .adam ? 2 : 0,
+            evaluationBatchSize: t.evaluationBatchSize, truncation: t.truncation)
         let limit = maxMemory.map { (bytes: $0.bytes, source: "--max-memory") }
             ?? SystemMemory.available().map { (bytes: $0, source: "the memory this process can still allocate") }
         guard let limit, estimate.totalBytes > limit.bytes else { return }
@@ -212,12 +172,13 @@ struct Train: ParsableCommand {
                               + (maxMemory == nil ? ", or free memory" : ", or raise --max-memory"))
     }
 
-    /// Loads the texts. When resuming, the training text is checked against the checkpoint before the others are
-    /// encoded, so another training text is reported as such (not as unknown words of the validation text).
-    private func loadData(resuming resumed: ResumePoint?) throws -> TrainingData {
-        guard let train else { return try TrainingData.builtIn(seed: seed, level: level) }
+    /// Loads the texts at the settings' level (the built-in corpus from their seed without --train). When resuming,
+    /// the training text is checked against the checkpoint before the others are encoded, so another training text
+    /// is reported as such (not as unknown words of the validation text).
+    private func loadData(settings: TrainingSettings, resuming resumed: ResumePoint?) throws -> TrainingData {
+        guard let train else { return try TrainingData.builtIn(seed: settings.seed, level: settings.level) }
         let trainURL = URL(fileURLWithPath: train)
-        let trainCorpus = try Corpus.load(contentsOf: trainURL, level: level)
+        let trainCorpus = try Corpus.load(contentsOf: trainURL, level: settings.level)
         if let checkpoint = resumed?.checkpoint {
             let fingerprint = TokenFingerprint(trainCorpus.ids)
             guard trainCorpus.vocabulary == checkpoint.vocabulary, fingerprint == checkpoint.trainingData else {
@@ -232,7 +193,6 @@ struct Train: ParsableCommand {
         return TrainingData(splits: splits, description: trainURL.lastPathComponent, truePerplexity: nil)
     }
 }
-
 
 /// The corpora of a run, with a label and, for the built-in source, its true perplexity.
 struct TrainingData {

@@ -10,62 +10,63 @@ import Darwin
 #endif
 
 extension Train {
-    /// The options a resumed run may be given; everything else comes from the training checkpoint.
+    /// The options a resumed run may be given; every setting comes from the training checkpoint's settings record.
     static let optionsAllowedWhenResuming: Set<String> = [
         "--resume", "--train", "--valid", "--test", "--out", "--plot", "--checkpoint", "--checkpoint-every", "--json",
-        "--max-memory",
+        "--max-memory", "--print-settings",
     ]
 
-    /// The `__metadata__` key under which the tool keeps its command line in a training checkpoint.
-    static let commandMetadataKey = "rnncore_train_command"
+    /// The `__metadata__` key under which the tool keeps, in a training checkpoint, what the library's settings
+    /// record does not hold: the paths of the texts and the environment (``TrainRunRecord``).
+    static let runMetadataKey = "rnncore_train_run"
 
     func run() throws {
         // The files named on the command line are checked before anything is read or written.
         try files(resuming: resume).check()
         guard let resume else {
+            let settings = self.settings
+            if printSettings { return print(try Self.settingsJSON(settings)) }
             let files = files(resuming: nil)
             let locks = try files.lockOutputs()
             defer { locks.forEach { $0.release() } }
-            return try execute(resuming: nil, files: files)
+            return try execute(settings: settings, resuming: nil, files: files)
         }
+        // Every model and training setting comes from the checkpoint's settings record; this command line only
+        // says where the texts are (when they moved) and where files are written (a checkpoint is data, not
+        // instructions: paths it stores for outputs are ignored).
         let url = URL(fileURLWithPath: resume)
         let saved = try TrainingCheckpoint.load(from: url)
-        guard let text = saved.metadata[Self.commandMetadataKey],
-              let record = try? JSONDecoder().decode(TrainCommandRecord.self, from: Data(text.utf8)) else {
-            throw ValidationError("\(resume) was not written by rnncore train (its \(Self.commandMetadataKey) metadata is missing); resume it with the Swift API (Trainer(resumingFrom:))")
+        if printSettings { return print(try Self.settingsJSON(saved.settings)) }
+        let record = saved.metadata[Self.runMetadataKey].flatMap {
+            try? JSONDecoder().decode(TrainRunRecord.self, from: Data($0.utf8))
         }
-        let environment = TrainCommandRecord.currentEnvironment
-        if let saved = record.environment, saved != environment {
+        if record == nil && train == nil {
+            throw ValidationError("\(resume) does not say which texts its run was trained on (it has no \(Self.runMetadataKey) metadata: it was not written by rnncore train); give them with --train, --valid and --test")
+        }
+        let environment = TrainRunRecord.currentEnvironment
+        if let saved = record?.environment, saved != environment {
             writeError("warning: \(resume) was saved with \(saved.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")), "
                        + "this run has \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): "
                        + "it continues, but not bit for bit as the original run would have\n")
         }
-        // The original command line gives every model and training setting and the texts; only this command line
-        // says where files are written (a checkpoint is data, not instructions: paths it stores for outputs are
-        // ignored).
-        var command: Train
-        do {
-            command = try Train.parse(record.arguments)
-        } catch {
-            throw ValidationError("cannot read the command line stored in \(resume) (\(record.arguments.joined(separator: " "))): \(Train.message(for: error))")
-        }
-        command.train = train ?? record.paths["train"]
-        command.valid = valid ?? record.paths["valid"]
-        command.test = test ?? record.paths["test"]
-        command.out = out
-        command.plot = plot
-        command.checkpoint = checkpoint
-        command.checkpointEvery = checkpointEvery ?? command.checkpointEvery
-        command.json = json
-        command.resume = resume
-        command.maxMemory = maxMemory
+        var command = self
+        command.train = train ?? record?.paths["train"]
+        command.valid = valid ?? record?.paths["valid"]
+        command.test = test ?? record?.paths["test"]
         try command.validate()
         let files = command.files(resuming: resume)
         try files.check()
         let locks = try files.lockOutputs()
         defer { locks.forEach { $0.release() } }
-        try command.execute(resuming: ResumePoint(checkpoint: saved, path: resume, arguments: record.arguments),
+        try command.execute(settings: saved.settings, resuming: ResumePoint(checkpoint: saved, path: resume),
                             files: files)
+    }
+
+    /// The settings record as one line of JSON with sorted keys (`--print-settings`).
+    static func settingsJSON(_ settings: TrainingSettings) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(settings), as: UTF8.self)
     }
 
     /// Checks the checkpoint options (called from `validate()`).
@@ -110,7 +111,7 @@ extension Train {
         // The checked (and locked) checkpoint path, or, when only Ctrl-C can save one, a free path chosen then.
         let checked = files.output("--checkpoint")?.path
         let every = checkpointEvery ?? 0
-        let metadata = [Self.commandMetadataKey: try commandRecord(arguments: resumed?.arguments).json()]
+        let metadata = [Self.runMetadataKey: try runRecord().json()]
         var lastSaved = resumed.map { (path: $0.path, epoch: $0.checkpoint.epoch, batch: $0.checkpoint.batch) }
         let interruption = Interruption()
         defer { interruption.stop() }
@@ -140,33 +141,27 @@ extension Train {
         }
     }
 
-    /// What a training checkpoint keeps of this command: its arguments (the original ones when resumed) and the
-    /// absolute paths of the texts it reads, so that --resume works from any directory. Output paths are not kept:
+    /// What a training checkpoint keeps of this command besides the settings record: the absolute paths of the
+    /// texts it reads, so that --resume works from any directory, and the environment. Output paths are not kept:
     /// a resumed run writes only where its own command line says.
-    private func commandRecord(arguments: [String]?) throws -> TrainCommandRecord {
-        var original = arguments ?? Array(CommandLine.arguments.dropFirst())
-        if arguments == nil, original.first == "train" { original.removeFirst() }
+    private func runRecord() -> TrainRunRecord {
         var paths: [String: String] = [:]
         for (key, value) in [("train", train), ("valid", valid), ("test", test)] {
             if let value { paths[key] = absolutePath(value) }
         }
-        return TrainCommandRecord(arguments: original, paths: paths, environment: TrainCommandRecord.currentEnvironment)
+        return TrainRunRecord(paths: paths, environment: TrainRunRecord.currentEnvironment)
     }
 }
 
-/// A run to continue: its checkpoint, the file it came from and the original command line.
+/// A run to continue: its checkpoint and the file it came from.
 struct ResumePoint {
     var checkpoint: TrainingCheckpoint
     var path: String
-    var arguments: [String]
 }
 
-/// The command line of a run, as kept in its training checkpoints.
-struct TrainCommandRecord: Codable {
-    /// The arguments after `train`, as first given.
-    var arguments: [String]
-    /// The absolute paths of the texts the run reads: train, valid, test (older versions also kept out and plot,
-    /// which are ignored).
+/// What `rnncore train` keeps in its training checkpoints beside the settings record.
+struct TrainRunRecord: Codable {
+    /// The absolute paths of the texts the run reads: train, valid, test (any other key is ignored).
     var paths: [String: String]
     /// What else decides the bits of the results: the OpenBLAS thread count and the number of processors (its
     /// default thread count).

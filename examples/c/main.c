@@ -53,9 +53,12 @@ int main(void) {
 
     /* activations and scratch */
     static float xs[M * D], hs[M * H], logits[M * V], dlogits[M * V], dhs[M * H], dxs[M * D];
-    int64_t ws_count = 0;
-    TRY(rnncore_rnn_backward_workspace_size(&ws_count, N, T, H));
-    float *workspace = malloc((size_t)ws_count * sizeof *workspace);
+    const rnncore_window window = {.N = N, .T = T, .D = D, .H = H, .truncation = 0}; /* 0: the whole window */
+    const rnncore_cell_weights weights = {.wx = wx, .wh = wh, .b = bh, .b_hidden = NULL};
+    const rnncore_cell_gradients gradients = {.dwx = dwx, .dwh = dwh, .db = dbh, .db_hidden = NULL};
+    rnncore_cell_sizes sizes;
+    TRY(rnncore_rnn_sizes(&sizes, &window)); /* the tanh RNN needs no cache */
+    float *workspace = malloc((size_t)sizes.workspace * sizeof *workspace);
     if (!workspace) return 2;
 
     const float lr = 0.5f;
@@ -63,7 +66,7 @@ int main(void) {
     for (int step = 0; step <= STEPS; step++) {
         /* forward */
         TRY(rnncore_embedding_forward(xs, ids, we, M, V, D));
-        TRY(rnncore_rnn_forward(hs, NULL, xs, NULL, wx, wh, bh, N, T, D, H));
+        TRY(rnncore_rnn_forward(hs, NULL, NULL, xs, NULL, &weights, &window));
         TRY(rnncore_affine_forward(logits, hs, wa, ba, M, H, V));
         TRY(rnncore_softmax_cross_entropy(&loss, NULL, dlogits, logits, targets, M, V, RNNCORE_NO_IGNORE_INDEX,
                                           1.0f));
@@ -74,7 +77,7 @@ int main(void) {
         /* backward: zero the parameter gradients (kernels accumulate), then chain the layers in reverse */
         for (int i = 0; i < 6; i++) memset(grads[i], 0, (size_t)counts[i] * sizeof(float));
         TRY(rnncore_affine_backward(dhs, dwa, dba, dlogits, hs, wa, M, H, V));
-        TRY(rnncore_rnn_backward(dxs, NULL, dwx, dwh, dbh, workspace, dhs, NULL, xs, NULL, hs, wx, wh, N, T, D, H));
+        TRY(rnncore_rnn_backward(dxs, NULL, &gradients, workspace, dhs, NULL, xs, NULL, hs, NULL, &weights, &window));
         TRY(rnncore_embedding_backward(dwe, dxs, ids, M, V, D));
 
         double norm = 0;

@@ -2,9 +2,11 @@
 
     import rnncore
     hs, h_last = rnncore.rnn_forward(xs, h0, wx, wh, b)        # xs (N,T,D) -> hs (N,T,H)
-    grads = rnncore.rnn_backward(dhs, xs, h0, hs, wx, wh)       # dxs, dh0, dwx, dwh, db
+    grads = rnncore.rnn_backward(dhs, xs, h0, hs, wx, wh)       # dxs, dh0, dwx, dwh, db; rnn_relu_* likewise
     hs, cs, gates, h_last, c_last = rnncore.lstm_forward(xs, h0, c0, wx, wh, b)   # wx (D,4H), gates i,f,g,o
     grads = rnncore.lstm_backward(dhs, xs, h0, c0, hs, cs, gates, wx, wh)       # dxs, dh0, dc0, dwx, dwh, db
+    hs, h_last, cache = rnncore.gru_forward(xs, h0, wx, wh, bx, bh)   # wx = weight_ihᵀ (D,3H), gates r,z,n
+    grads = rnncore.gru_backward(dhs, xs, h0, hs, cache, wx, wh)      # dxs, dh0, dwx, dwh, dbx, dbh
     loss, dlogits = rnncore.softmax_cross_entropy(logits, targets)
 
 The library is found through $RNNCORE_LIBRARY (a path to librnncore.so), else the system search path.
@@ -17,8 +19,8 @@ import os
 
 import numpy as np
 
-__all__ = ["RNNCoreError", "version", "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
-           "softmax_cross_entropy", "NO_IGNORE_INDEX"]
+__all__ = ["RNNCoreError", "version", "rnn_forward", "rnn_backward", "rnn_relu_forward", "rnn_relu_backward",
+           "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "softmax_cross_entropy", "NO_IGNORE_INDEX"]
 
 NO_IGNORE_INDEX = -(2**31)  # RNNCORE_NO_IGNORE_INDEX
 
@@ -38,19 +40,35 @@ _i64 = ctypes.c_int64
 _lib.rnncore_status_string.restype = ctypes.c_char_p
 _lib.rnncore_status_string.argtypes = [ctypes.c_int]
 _lib.rnncore_version.restype = ctypes.c_char_p
-_lib.rnncore_rnn_forward.argtypes = [_f32, _f32, _f32, _f32, _f32, _f32, _f32, _i64, _i64, _i64, _i64]
-_lib.rnncore_rnn_backward_workspace_size.argtypes = [ctypes.POINTER(_i64), _i64, _i64, _i64]
-_lib.rnncore_rnn_backward.argtypes = [_f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32, _f32,
-                                      _i64, _i64, _i64, _i64]
-_lib.rnncore_lstm_forward.argtypes = [_f32] * 11 + [_i64] * 4
-_lib.rnncore_lstm_backward_workspace_size.argtypes = [ctypes.POINTER(_i64), _i64, _i64, _i64, _i64]
-_lib.rnncore_lstm_backward.argtypes = [_f32] * 18 + [_i64] * 5
+
+
+class _Window(ctypes.Structure):
+    _fields_ = [("N", _i64), ("T", _i64), ("D", _i64), ("H", _i64), ("truncation", _i64)]
+
+
+class _Weights(ctypes.Structure):
+    _fields_ = [("wx", _f32), ("wh", _f32), ("b", _f32), ("b_hidden", _f32)]
+
+
+class _Gradients(ctypes.Structure):
+    _fields_ = [("dwx", _f32), ("dwh", _f32), ("db", _f32), ("db_hidden", _f32)]
+
+
+class _Sizes(ctypes.Structure):
+    _fields_ = [("gates", _i64), ("states", _i64), ("cache", _i64), ("workspace", _i64)]
+
+
+_P = ctypes.POINTER
+for _cell in ("rnn", "rnn_relu", "lstm", "gru"):
+    getattr(_lib, f"rnncore_{_cell}_sizes").argtypes = [_P(_Sizes), _P(_Window)]
+    getattr(_lib, f"rnncore_{_cell}_forward").argtypes = [_f32] * 5 + [_P(_Weights), _P(_Window)]
+    getattr(_lib, f"rnncore_{_cell}_backward").argtypes = ([_f32, _f32, _P(_Gradients)] + [_f32] * 7 +
+                                                            [_P(_Weights), _P(_Window)])
+    for _fn in ("sizes", "forward", "backward"):
+        getattr(_lib, f"rnncore_{_cell}_{_fn}").restype = ctypes.c_int
 _lib.rnncore_softmax_cross_entropy.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(_i64), _f32, _f32,
                                                _i32, _i64, _i64, ctypes.c_int32, ctypes.c_float]
-for _name in ("rnncore_rnn_forward", "rnncore_rnn_backward_workspace_size", "rnncore_rnn_backward",
-              "rnncore_lstm_forward", "rnncore_lstm_backward_workspace_size", "rnncore_lstm_backward",
-              "rnncore_softmax_cross_entropy"):
-    getattr(_lib, _name).restype = ctypes.c_int
+_lib.rnncore_softmax_cross_entropy.restype = ctypes.c_int
 
 
 class RNNCoreError(RuntimeError):
@@ -82,49 +100,119 @@ def _ptr(a):
     return None if a is None else a.ctypes.data_as(_f32)
 
 
-def rnn_forward(xs, h0, wx, wh, b=None):
-    """hs[:, t] = tanh(xs[:, t]·Wx + hs[:, t-1]·Wh + b) with hs[:, -1] = h0 (None for zeros).
-    Returns hs (N,T,H) and the last state (N,H)."""
+def _sizes(cell, N, T, D, H, truncation):
+    sizes = _Sizes()
+    window = _Window(N, T, D, H, truncation)
+    _check(getattr(_lib, f"rnncore_{cell}_sizes")(ctypes.byref(sizes), ctypes.byref(window)), f"{cell}_sizes")
+    return sizes, window
+
+
+def _shapes(xs, wx, gates):
     xs = _floats(xs, name="xs")
     if xs.ndim != 3:
         raise ValueError(f"xs must be (N, T, D), got shape {xs.shape}")
     N, T, D = xs.shape
     wx = _floats(wx, name="wx")
-    H = wx.shape[1] if wx.ndim == 2 else -1
-    wx = _floats(wx, (D, H), "wx")
-    wh = _floats(wh, (H, H), "wh")
-    h0 = None if h0 is None else _floats(h0, (N, H), "h0")
-    b = None if b is None else _floats(b, (H,), "b")
+    if wx.ndim != 2 or wx.shape[1] % gates:
+        raise ValueError(f"wx must be (D, {gates}H), got shape {wx.shape}")
+    H = wx.shape[1] // gates
+    return xs, _floats(wx, (D, gates * H), "wx"), N, T, D, H
+
+
+def _cell_forward(cell, gates, xs, state0, wx, wh, b, b_hidden):
+    """One window of `cell`: returns hs (N,T,H), the cache and the last state (S,N,H)."""
+    xs, wx, N, T, D, H = _shapes(xs, wx, gates)
+    G = gates * H
+    wh = _floats(wh, (H, G), "wh")
+    b = None if b is None else _floats(b, (G,), "b")
+    b_hidden = None if b_hidden is None else _floats(b_hidden, (G,), "b_hidden")
+    sizes, window = _sizes(cell, N, T, D, H, 0)
+    S = sizes.states
+    state0 = None if state0 is None else _floats(state0, (S, N, H), "state0")
     hs = np.empty((N, T, H), dtype=np.float32)
-    h_last = np.empty((N, H), dtype=np.float32)
-    _check(_lib.rnncore_rnn_forward(_ptr(hs), _ptr(h_last), _ptr(xs), _ptr(h0), _ptr(wx), _ptr(wh), _ptr(b),
-                                    N, T, D, H), "rnn_forward")
-    return hs, h_last
+    cache = np.empty(max(sizes.cache, 1), dtype=np.float32)
+    state_last = np.empty((S, N, H), dtype=np.float32)
+    weights = _Weights(_ptr(wx), _ptr(wh), _ptr(b), _ptr(b_hidden))
+    _check(getattr(_lib, f"rnncore_{cell}_forward")(_ptr(hs), _ptr(cache) if sizes.cache else None, _ptr(state_last),
+                                                     _ptr(xs), _ptr(state0), ctypes.byref(weights),
+                                                     ctypes.byref(window)), f"{cell}_forward")
+    return hs, cache[:sizes.cache], state_last
 
 
-def rnn_backward(dhs, xs, h0, hs, wx, wh, dh_last=None):
-    """Backpropagation through the window of rnn_forward. Returns dxs, dh0, dwx, dwh, db (fresh arrays)."""
-    xs = _floats(xs, name="xs")
-    N, T, D = xs.shape
-    H = np.shape(wx)[1]
+def _cell_backward(cell, gates, dhs, dstate_last, xs, state0, hs, cache, wx, wh, truncation, hidden_bias=False):
+    """Backpropagation through the window of _cell_forward. Returns dxs, dstate0, dwx, dwh, db and db_hidden (None
+    unless hidden_bias), fresh arrays (the parameter gradients start from zeros)."""
+    xs, wx, N, T, D, H = _shapes(xs, wx, gates)
+    G = gates * H
+    wh = _floats(wh, (H, G), "wh")
     hs = _floats(hs, (N, T, H), "hs")
     dhs = _floats(dhs, (N, T, H), "dhs")
-    wx = _floats(wx, (D, H), "wx")
-    wh = _floats(wh, (H, H), "wh")
-    h0 = None if h0 is None else _floats(h0, (N, H), "h0")
-    dh_last = None if dh_last is None else _floats(dh_last, (N, H), "dh_last")
-    count = _i64()
-    _check(_lib.rnncore_rnn_backward_workspace_size(ctypes.byref(count), N, T, H), "rnn_backward_workspace_size")
-    workspace = np.empty(count.value, dtype=np.float32)
+    sizes, window = _sizes(cell, N, T, D, H, truncation)
+    S = sizes.states
+    cache = _floats(cache, (sizes.cache,), "cache") if sizes.cache else None
+    state0 = None if state0 is None else _floats(state0, (S, N, H), "state0")
+    dstate_last = None if dstate_last is None else _floats(dstate_last, (S, N, H), "dstate_last")
+    workspace = np.empty(sizes.workspace, dtype=np.float32)
     dxs = np.empty((N, T, D), dtype=np.float32)
-    dh0 = np.empty((N, H), dtype=np.float32)
-    dwx = np.zeros((D, H), dtype=np.float32)  # the kernel accumulates parameter gradients
-    dwh = np.zeros((H, H), dtype=np.float32)
-    db = np.zeros((H,), dtype=np.float32)
-    _check(_lib.rnncore_rnn_backward(_ptr(dxs), _ptr(dh0), _ptr(dwx), _ptr(dwh), _ptr(db), _ptr(workspace),
-                                     _ptr(dhs), _ptr(dh_last), _ptr(xs), _ptr(h0), _ptr(hs), _ptr(wx), _ptr(wh),
-                                     N, T, D, H), "rnn_backward")
-    return dxs, dh0, dwx, dwh, db
+    dstate0 = np.empty((S, N, H), dtype=np.float32)
+    dwx = np.zeros((D, G), dtype=np.float32)  # the kernels accumulate parameter gradients
+    dwh = np.zeros((H, G), dtype=np.float32)
+    db = np.zeros((G,), dtype=np.float32)
+    db_hidden = np.zeros((G,), dtype=np.float32) if hidden_bias else None
+    weights = _Weights(_ptr(wx), _ptr(wh), None, None)
+    grads = _Gradients(_ptr(dwx), _ptr(dwh), _ptr(db), _ptr(db_hidden))
+    _check(getattr(_lib, f"rnncore_{cell}_backward")(_ptr(dxs), _ptr(dstate0), ctypes.byref(grads), _ptr(workspace),
+                                                      _ptr(dhs), _ptr(dstate_last), _ptr(xs), _ptr(state0), _ptr(hs),
+                                                      _ptr(cache), ctypes.byref(weights), ctypes.byref(window)),
+           f"{cell}_backward")
+    return dxs, dstate0, dwx, dwh, db, db_hidden
+
+
+def _one_state(h, N, H, name):
+    return None if h is None else _floats(h, (N, H), name).reshape(1, N, H)
+
+
+def rnn_forward(xs, h0, wx, wh, b=None, nonlinearity="tanh"):
+    """hs[:, t] = f(xs[:, t]·Wx + hs[:, t-1]·Wh + b) with hs[:, -1] = h0 (None for zeros), f = tanh or relu.
+    Returns hs (N,T,H) and the last state (N,H)."""
+    cell = {"tanh": "rnn", "relu": "rnn_relu"}[nonlinearity]
+    xs = _floats(xs, name="xs")
+    if xs.ndim != 3:
+        raise ValueError(f"xs must be (N, T, D), got shape {xs.shape}")
+    H = np.shape(wx)[1] if np.ndim(wx) == 2 else -1
+    hs, _, state_last = _cell_forward(cell, 1, xs, _one_state(h0, xs.shape[0], H, "h0"), wx, wh, b, None)
+    return hs, state_last[0]
+
+
+def rnn_backward(dhs, xs, h0, hs, wx, wh, dh_last=None, truncation=0, nonlinearity="tanh"):
+    """Backpropagation through the window of rnn_forward; truncation > 0 lets each output's error flow back at most
+    that many steps (0: the whole window). Returns dxs, dh0, dwx, dwh, db (fresh arrays)."""
+    cell = {"tanh": "rnn", "relu": "rnn_relu"}[nonlinearity]
+    N, H = np.shape(xs)[0], np.shape(wx)[1]
+    dxs, dstate0, dwx, dwh, db, _ = _cell_backward(cell, 1, dhs, _one_state(dh_last, N, H, "dh_last"), xs,
+                                                   _one_state(h0, N, H, "h0"), hs, None, wx, wh, truncation)
+    return dxs, dstate0[0], dwx, dwh, db
+
+
+def rnn_relu_forward(xs, h0, wx, wh, b=None):
+    """rnn_forward with f = max(0, ·) (torch.nn.RNN(nonlinearity='relu'))."""
+    return rnn_forward(xs, h0, wx, wh, b, nonlinearity="relu")
+
+
+def rnn_relu_backward(dhs, xs, h0, hs, wx, wh, dh_last=None, truncation=0):
+    """rnn_backward of rnn_relu_forward."""
+    return rnn_backward(dhs, xs, h0, hs, wx, wh, dh_last, truncation, nonlinearity="relu")
+
+
+def _pair(a, b, N, H, names):
+    if a is None and b is None:
+        return None
+    s = np.zeros((2, N, H), dtype=np.float32)
+    if a is not None:
+        s[0] = _floats(a, (N, H), names[0])
+    if b is not None:
+        s[1] = _floats(b, (N, H), names[1])
+    return s
 
 
 def lstm_forward(xs, h0, c0, wx, wh, b=None):
@@ -134,57 +222,50 @@ def lstm_forward(xs, h0, c0, wx, wh, b=None):
     xs = _floats(xs, name="xs")
     if xs.ndim != 3:
         raise ValueError(f"xs must be (N, T, D), got shape {xs.shape}")
-    N, T, D = xs.shape
-    wx = _floats(wx, name="wx")
-    if wx.ndim != 2 or wx.shape[1] % 4:
-        raise ValueError(f"wx must be (D, 4H), got shape {wx.shape}")
-    H = wx.shape[1] // 4
-    wx = _floats(wx, (D, 4 * H), "wx")
-    wh = _floats(wh, (H, 4 * H), "wh")
-    h0 = None if h0 is None else _floats(h0, (N, H), "h0")
-    c0 = None if c0 is None else _floats(c0, (N, H), "c0")
-    b = None if b is None else _floats(b, (4 * H,), "b")
-    hs = np.empty((N, T, H), dtype=np.float32)
-    cs = np.empty((N, T, H), dtype=np.float32)
-    gates = np.empty((N, T, 4 * H), dtype=np.float32)
-    h_last = np.empty((N, H), dtype=np.float32)
-    c_last = np.empty((N, H), dtype=np.float32)
-    _check(_lib.rnncore_lstm_forward(_ptr(hs), _ptr(cs), _ptr(gates), _ptr(h_last), _ptr(c_last), _ptr(xs), _ptr(h0),
-                                     _ptr(c0), _ptr(wx), _ptr(wh), _ptr(b), N, T, D, H), "lstm_forward")
-    return hs, cs, gates, h_last, c_last
+    N, T, _ = xs.shape
+    if np.ndim(wx) != 2 or np.shape(wx)[1] % 4:
+        raise ValueError(f"wx must be (D, 4H), got shape {np.shape(wx)}")
+    H = np.shape(wx)[1] // 4
+    hs, cache, state_last = _cell_forward("lstm", 4, xs, _pair(h0, c0, N, H, ("h0", "c0")), wx, wh, b, None)
+    cs = cache[:N * T * H].reshape(N, T, H)  # the cache: cs, then the gates
+    gates = cache[N * T * H:].reshape(N, T, 4 * H)
+    return hs, cs, gates, state_last[0], state_last[1]
 
 
 def lstm_backward(dhs, xs, h0, c0, hs, cs, gates, wx, wh, dh_last=None, dc_last=None, truncation=0):
     """Backpropagation through the window of lstm_forward; truncation > 0 lets each output's error flow back at most
     that many steps (0: the whole window). Returns dxs, dh0, dc0, dwx, dwh, db (fresh arrays)."""
-    xs = _floats(xs, name="xs")
-    N, T, D = xs.shape
+    N, T, _ = np.shape(xs)
     H = np.shape(wx)[1] // 4
-    hs = _floats(hs, (N, T, H), "hs")
-    cs = _floats(cs, (N, T, H), "cs")
-    gates = _floats(gates, (N, T, 4 * H), "gates")
-    dhs = _floats(dhs, (N, T, H), "dhs")
-    wx = _floats(wx, (D, 4 * H), "wx")
-    wh = _floats(wh, (H, 4 * H), "wh")
-    h0 = None if h0 is None else _floats(h0, (N, H), "h0")
-    c0 = None if c0 is None else _floats(c0, (N, H), "c0")
-    dh_last = None if dh_last is None else _floats(dh_last, (N, H), "dh_last")
-    dc_last = None if dc_last is None else _floats(dc_last, (N, H), "dc_last")
-    count = _i64()
-    _check(_lib.rnncore_lstm_backward_workspace_size(ctypes.byref(count), N, T, H, truncation),
-           "lstm_backward_workspace_size")
-    workspace = np.empty(count.value, dtype=np.float32)
-    dxs = np.empty((N, T, D), dtype=np.float32)
-    dh0 = np.empty((N, H), dtype=np.float32)
-    dc0 = np.empty((N, H), dtype=np.float32)
-    dwx = np.zeros((D, 4 * H), dtype=np.float32)  # the kernel accumulates parameter gradients
-    dwh = np.zeros((H, 4 * H), dtype=np.float32)
-    db = np.zeros((4 * H,), dtype=np.float32)
-    _check(_lib.rnncore_lstm_backward(_ptr(dxs), _ptr(dh0), _ptr(dc0), _ptr(dwx), _ptr(dwh), _ptr(db),
-                                      _ptr(workspace), _ptr(dhs), _ptr(dh_last), _ptr(dc_last), _ptr(xs), _ptr(h0),
-                                      _ptr(c0), _ptr(hs), _ptr(cs), _ptr(gates), _ptr(wx), _ptr(wh), N, T, D, H,
-                                      truncation), "lstm_backward")
-    return dxs, dh0, dc0, dwx, dwh, db
+    cache = np.concatenate([_floats(cs, (N, T, H), "cs").ravel(), _floats(gates, (N, T, 4 * H), "gates").ravel()])
+    dxs, dstate0, dwx, dwh, db, _ = _cell_backward("lstm", 4, dhs, _pair(dh_last, dc_last, N, H, ("dh_last", "dc_last")),
+                                                   xs, _pair(h0, c0, N, H, ("h0", "c0")), hs, cache, wx, wh,
+                                                   truncation)
+    return dxs, dstate0[0], dstate0[1], dwx, dwh, db
+
+
+def gru_forward(xs, h0, wx, wh, bx=None, bh=None):
+    """torch.nn.GRU over the window from h0 (N,H) (None for zeros), gates r, z, n: wx (D,3H) is weight_ihᵀ,
+    wh (H,3H) weight_hhᵀ, bx (3H,) bias_ih, bh (3H,) bias_hh. Returns hs (N,T,H), h_last (N,H) and the cache
+    gru_backward needs."""
+    xs = _floats(xs, name="xs")
+    if xs.ndim != 3:
+        raise ValueError(f"xs must be (N, T, D), got shape {xs.shape}")
+    if np.ndim(wx) != 2 or np.shape(wx)[1] % 3:
+        raise ValueError(f"wx must be (D, 3H), got shape {np.shape(wx)}")
+    N, H = xs.shape[0], np.shape(wx)[1] // 3
+    hs, cache, state_last = _cell_forward("gru", 3, xs, _one_state(h0, N, H, "h0"), wx, wh, bx, bh)
+    return hs, state_last[0], cache
+
+
+def gru_backward(dhs, xs, h0, hs, cache, wx, wh, dh_last=None, truncation=0):
+    """Backpropagation through the window of gru_forward; truncation > 0 lets each output's error flow back at most
+    that many steps (0: the whole window). Returns dxs, dh0, dwx, dwh, dbx, dbh (fresh arrays)."""
+    N, H = np.shape(xs)[0], np.shape(wx)[1] // 3
+    dxs, dstate0, dwx, dwh, dbx, dbh = _cell_backward("gru", 3, dhs, _one_state(dh_last, N, H, "dh_last"), xs,
+                                                      _one_state(h0, N, H, "h0"), hs, cache, wx, wh, truncation,
+                                                      hidden_bias=True)
+    return dxs, dstate0[0], dwx, dwh, dbx, dbh
 
 
 def softmax_cross_entropy(logits, targets, ignore_index=NO_IGNORE_INDEX, dloss=1.0):

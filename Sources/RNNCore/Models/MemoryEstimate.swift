@@ -1,3 +1,4 @@
+import CRNNCore
 // How much memory a model takes before it is built, and how much this process can still allocate: so that a
 // configuration too large for the machine is refused with a typed error instead of trapping in an allocation.
 
@@ -104,20 +105,37 @@ extension RNNLanguageModel.Configuration {
     /// The scalars of every parameter tensor (``parameterShapes``), saturating at `Int.max`.
     var parameterScalarCount: Int {
         let (V, D, H, L) = (vocabularySize, embeddingSize, hiddenSize, max(layers, 0))
-        let G = cell == .lstm ? Saturating.multiply(4, H) : max(H, 0)
         var total = input == .oneHot ? 0 : Saturating.multiply(V, D)
         if L > 0 {
-            let first = Saturating.sum(Saturating.multiply(D, G), Saturating.multiply(H, G), G)
-            let later = Saturating.sum(Saturating.multiply(H, G), Saturating.multiply(H, G), G)
-            total = Saturating.sum(total, first, Saturating.multiply(L - 1, later))
+            total = Saturating.sum(total, layerParameterScalars(inputSize: D),
+                                   Saturating.multiply(L - 1, layerParameterScalars(inputSize: H)))
         }
         return Saturating.sum(total, Saturating.multiply(H, V), max(V, 0))
+    }
+
+    /// G, the gate width, saturating.
+    private var gateWidth: Int { Saturating.multiply(cell.specification.gates, max(hiddenSize, 0)) }
+
+    /// The scalars of one recurrent layer's parameters (as ``CellSpecification/parameters``) with input size D.
+    private func layerParameterScalars(inputSize D: Int) -> Int {
+        let (H, G) = (max(hiddenSize, 0), gateWidth)
+        return cell.specification.parameters.reduce(0) { total, p in
+            Saturating.sum(total, p.shape(inputSize: max(D, 0), hiddenSize: H, gateWidth: G).reduce(1) { Saturating.multiply($0, $1) })
+        }
+    }
+
+    /// The cache and workspace floats of one layer's kernels for a window (the C `rnncore_<cell>_sizes` query),
+    /// saturating at `Int.max` when the window is out of the kernels' range.
+    private func kernelScalars(_ N: Int, _ T: Int, truncation: Int) -> (cache: Int, workspace: Int) {
+        let window = rnncore_window(N: Int64(N), T: Int64(T), D: Int64(max(embeddingSize, hiddenSize)),
+                                    H: Int64(hiddenSize), truncation: Int64(max(truncation, 0)))
+        return cell.specification.bufferSizes(window) ?? (Int.max, Int.max)
     }
 
     /// The floats of the largest parameter tensor.
     private var largestParameterScalarCount: Int {
         let (V, D, H) = (vocabularySize, embeddingSize, hiddenSize)
-        let G = cell == .lstm ? Saturating.multiply(4, H) : max(H, 0)
+        let G = gateWidth
         return [input == .oneHot ? 0 : Saturating.multiply(V, D), Saturating.multiply(D, G), Saturating.multiply(H, G),
                 Saturating.multiply(H, V)].max()!
     }
@@ -134,9 +152,9 @@ extension RNNLanguageModel.Configuration {
         let (D, H, V, L) = (embeddingSize, hiddenSize, vocabularySize, max(layers, 0))
         let NT = Saturating.multiply(N, T)
         let NH = Saturating.multiply(N, H)
-        let perLayer = cell == .lstm
-            ? Saturating.sum(Saturating.multiply(6, NT, H), Saturating.multiply(4, NH))  // hs, cs, gates (4H); h, c ×2
-            : Saturating.sum(Saturating.multiply(NT, H), Saturating.multiply(2, NH))     // hs; h ×2
+        // hs, the kernel's cache, and the carried state twice (current and spare).
+        let perLayer = Saturating.sum(Saturating.multiply(NT, H), kernelScalars(N, T, truncation: 0).cache,
+                                      Saturating.multiply(2, cell.specification.stateCount, NH))
         var total = Saturating.sum(Saturating.multiply(NT, D), Saturating.multiply(L, perLayer),
                                    Saturating.multiply(NT, V), Saturating.multiply(2, NT))
         if withDropout {
@@ -152,28 +170,15 @@ extension RNNLanguageModel.Configuration {
         let (D, H, L) = (embeddingSize, hiddenSize, max(layers, 0))
         let NT = Saturating.multiply(N, T)
         let NH = Saturating.multiply(N, H)
-        // As the C kernels' *_workspace_size: k is the truncation when it cuts inside the window, 0 otherwise.
-        let k = truncation > 0 && truncation < T ? truncation : 0
-        let workspace: Int
-        let stateGradients: Int
-        switch cell {
-        case .rnn:
-            workspace = Saturating.sum(Saturating.multiply(2, NT, H), Saturating.multiply(k > 0 ? Saturating.multiply(2, k) - 1 : 1, NH))
-            stateGradients = NH
-        case .lstm:
-            let perRow = k > 0
-                ? Saturating.sum(Saturating.multiply(2, k, H), Saturating.multiply(2, H), Saturating.multiply(4, k - 1, H))
-                : Saturating.multiply(2, H)
-            workspace = Saturating.sum(Saturating.multiply(5, NT, H), Saturating.multiply(N, perRow))
-            stateGradients = Saturating.multiply(2, NH)
-        }
+        let workspace = kernelScalars(N, T, truncation: truncation).workspace
+        let stateGradients = Saturating.multiply(cell.specification.stateCount, NH)
         let perLayer = Saturating.sum(Saturating.multiply(NT, H), workspace, stateGradients)
         return Saturating.sum(Saturating.multiply(NT, D), Saturating.multiply(L, perLayer))
     }
 
     /// The floats of the states a layer carries for N streams (saved aside while the trainer evaluates).
     private func carriedStateScalars(_ N: Int) -> Int {
-        Saturating.multiply(max(layers, 0), cell == .lstm ? 2 : 1, N, hiddenSize)
+        Saturating.multiply(max(layers, 0), cell.specification.stateCount, N, hiddenSize)
     }
 
     /// What training this configuration takes: the parameters, their gradients, the optimizer's slots, the best

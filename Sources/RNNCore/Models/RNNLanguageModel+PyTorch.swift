@@ -1,7 +1,7 @@
 import Foundation
 
 /// Import and export in the layout of PyTorch's word-level language model example (pytorch/examples,
-/// `word_language_model/model.py`, `RNNModel` with `rnn_type` `RNN_TANH` or `LSTM`): `encoder.weight` (V, D), the
+/// `word_language_model/model.py`, `RNNModel` with `rnn_type` `RNN_TANH`, `RNN_RELU`, `LSTM` or `GRU`): `encoder.weight` (V, D), the
 /// `torch.nn.RNN`/`LSTM` under `rnn.`, `decoder.weight` (V, H) and `decoder.bias` (V).
 extension RNNLanguageModel {
     /// Creates a model from the state dict of PyTorch's word-level language model example.
@@ -13,12 +13,13 @@ extension RNNLanguageModel {
     /// - Parameters:
     ///   - tensors: the state dict; only names that start with `prefix` are read, and each must belong to the model.
     ///   - prefix: the model's path in a larger state dict; empty for `model.state_dict()` itself.
+    ///   - cell: the recurrent cell; nil infers it from the shapes (`RNN_RELU` needs `.rnnRelu`).
     ///   - dropout: the model's dropout probability while training (not part of the state dict).
     ///   - dropoutSeed: the seed of the dropout masks.
     /// - Throws: ``PyTorchImportError``: a missing, unexpected or mis-shaped tensor, a bidirectional or otherwise
     ///   unsupported recurrent module, or ``PyTorchImportError/invalidModel(_:)`` for sizes the model refuses.
     public convenience init(pyTorchWordLanguageModel tensors: [String: Tensor], prefix: String = "",
-                            dropout: Float = 0, dropoutSeed: UInt64 = 0) throws(PyTorchImportError) {
+                            cell: CellKind? = nil, dropout: Float = 0, dropoutSeed: UInt64 = 0) throws(PyTorchImportError) {
         var own: [String: Tensor] = [:]
         for (name, tensor) in tensors where name.hasPrefix(prefix) { own[String(name.dropFirst(prefix.count))] = tensor }
         func take(_ name: String) throws(PyTorchImportError) -> Tensor {
@@ -30,7 +31,7 @@ extension RNNLanguageModel {
             throw .unsupported("\(prefix)encoder.weight has shape \(encoder.shape), not (V, D) with V, D > 0")
         }
         let (V, D) = (encoder.shape[0], encoder.shape[1])
-        let parsed = try PyTorchRecurrentWeights(tensors: tensors, prefix: prefix + "rnn.", cell: nil,
+        let parsed = try PyTorchRecurrentWeights(tensors: tensors, prefix: prefix + "rnn.", cell: cell,
                                                  bidirectional: nil)
         own = own.filter { !$0.key.hasPrefix("rnn.") }
         guard !parsed.bidirectional else {
@@ -56,11 +57,9 @@ extension RNNLanguageModel {
                                           layers: parsed.weights.count, cell: parsed.cell, dropout: dropout)
         var ours: [String: Tensor] = ["embedding.weight": encoder, "output.weight": decoder.matrixTranspose(),
                                       "output.bias": bias]
+        let spec = parsed.cell.specification
         for (l, w) in parsed.weights.enumerated() {
-            let p = "\(parsed.cell.rawValue).\(l)"
-            ours["\(p).wx"] = w.wx
-            ours["\(p).wh"] = w.wh
-            ours["\(p).b"] = w.b
+            for p in spec.parameters { ours["\(parsed.cell.rawValue).\(l).\(p.name)"] = w.tensor(p.role) }
         }
         do {
             try self.init(configuration: configuration, tensors: ours, dropoutSeed: dropoutSeed)
@@ -71,24 +70,20 @@ extension RNNLanguageModel {
 
     /// Reads a model from a safetensors file holding the state dict of PyTorch's word-level language model example
     /// (for example `safetensors.torch.save_file(model.state_dict(), path)`), as
-    /// ``init(pyTorchWordLanguageModel:prefix:dropout:dropoutSeed:)`` does.
+    /// ``init(pyTorchWordLanguageModel:prefix:cell:dropout:dropoutSeed:)`` does.
     /// - Throws: ``PyTorchImportError/unreadableFile(_:)``, ``PyTorchImportError/dtypeMismatch(name:actual:)`` or an
     ///   error of the state-dict initialiser.
-    public static func load(pyTorchWordLanguageModel url: URL, prefix: String = "", dropout: Float = 0,
-                            dropoutSeed: UInt64 = 0) throws(PyTorchImportError) -> RNNLanguageModel {
+    public static func load(pyTorchWordLanguageModel url: URL, prefix: String = "", cell: CellKind? = nil,
+                            dropout: Float = 0, dropoutSeed: UInt64 = 0) throws(PyTorchImportError) -> RNNLanguageModel {
         try RNNLanguageModel(pyTorchWordLanguageModel: PyTorchRecurrentWeights.read(url, prefix: prefix),
-                             prefix: prefix, dropout: dropout, dropoutSeed: dropoutSeed)
+                             prefix: prefix, cell: cell, dropout: dropout, dropoutSeed: dropoutSeed)
     }
 
     /// The parameters under the names of PyTorch's word-level language model example, each prefixed with
     /// `prefix`: `encoder.weight`, `rnn.weight_ih_l0` (= wxᵀ), …, `rnn.bias_hh_l0` (zeros), `decoder.weight`
     /// (= output weightᵀ), `decoder.bias`.
     public func pyTorchWordLanguageModelStateDict(prefix: String = "") -> [String: Tensor] {
-        let weights = recurrentLayers.map { layer in
-            let p = layer.parameters
-            return RecurrentNetwork.Weights(wx: p[0].value, wh: p[1].value, b: p[2].value)
-        }
-        var dict = PyTorchRecurrentWeights.stateDict(weights, bidirectional: false, prefix: prefix + "rnn.")
+        var dict = PyTorchRecurrentWeights.stateDict(network.weights, bidirectional: false, prefix: prefix + "rnn.")
         dict[prefix + "encoder.weight"] = embedding.weight.value
         dict[prefix + "decoder.weight"] = output.weight.value.matrixTranspose()
         if let bias = output.bias { dict[prefix + "decoder.bias"] = bias.value }

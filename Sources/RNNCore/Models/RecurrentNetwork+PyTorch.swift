@@ -12,7 +12,7 @@ public enum PyTorchImportError: Error, Sendable, Equatable, CustomStringConverti
     case shapeMismatch(name: String, expected: [Int], actual: [Int])
     /// A tensor is not float32 (`actual` is its safetensors dtype).
     case dtypeMismatch(name: String, actual: String)
-    /// The module is of a kind RNNCore does not implement (a GRU, an LSTM with `proj_size`, …).
+    /// The module is of a kind RNNCore does not implement (an LSTM with `proj_size`, …).
     case unsupported(String)
     /// The safetensors file could not be read.
     case unreadableFile(CheckpointError)
@@ -33,7 +33,7 @@ public enum PyTorchImportError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-/// The weights of a `torch.nn.RNN` / `torch.nn.LSTM` state dict, translated to RNNCore's layout, with the sizes
+/// The weights of a `torch.nn.RNN` / `LSTM` / `GRU` state dict, translated to RNNCore's layout, with the sizes
 /// inferred from their shapes.
 struct PyTorchRecurrentWeights {
     var cell: CellKind
@@ -48,7 +48,7 @@ struct PyTorchRecurrentWeights {
     static func suffix(layer l: Int, direction d: Int) -> String { "_l\(l)" + (d == 1 ? "_reverse" : "") }
 
     /// Reads every tensor whose name starts with `prefix` (the others are ignored); each of them must belong to the
-    /// module. `cell` and `bidirectional` are inferred when nil (the cell from `weight_hh_l0`, (H, H) or (4H, H);
+    /// module. `cell` and `bidirectional` are inferred when nil (the cell from `weight_hh_l0`: (H, H), (4H, H), (3H, H);
     /// the direction from the presence of `_reverse` names) and checked when given. A module built with
     /// `bias=False` has no bias tensors: its biases are zero.
     init(tensors: [String: Tensor], prefix: String, cell: CellKind?, bidirectional: Bool?) throws(PyTorchImportError) {
@@ -75,20 +75,20 @@ struct PyTorchRecurrentWeights {
             throw .unsupported("\(prefix)weight_hh_l0 has shape \(hh), not (G, H) with G, H > 0")
         }
         let H = hh[1]
-        let inferred: CellKind
-        switch hh[0] {
-        case H: inferred = .rnn
-        case 4 * H: inferred = .lstm
-        case 3 * H where cell == nil:
-            throw .unsupported("\(prefix)weight_hh_l0 has shape \(hh), (3H, H): a GRU")
-        default:
-            guard let cell else {
-                throw .unsupported("\(prefix)weight_hh_l0 has shape \(hh), neither an RNN's (H, H) nor an LSTM's (4H, H)")
+        let resolved: CellKind
+        if let given = cell {
+            resolved = given
+        } else {
+            // The first cell of the table with this gate count: (H, H) is the tanh RNN (PyTorch's default
+            // nonlinearity; a relu RNN looks the same and needs `cell: .rnnRelu`), (4H, H) the LSTM, (3H, H) the GRU.
+            guard let inferred = CellKind.allCases.first(where: { $0.specification.gateWidth(hiddenSize: H) == hh[0] }) else {
+                let known = CellKind.allCases.map { "\($0.specification.displayName) (\($0.specification.gates == 1 ? "" : "\($0.specification.gates)")H, H)" }
+                throw .unsupported("\(prefix)weight_hh_l0 has shape \(hh), which is none of " + known.joined(separator: ", "))
             }
-            inferred = cell
+            resolved = inferred
         }
-        let cell = cell ?? inferred
-        let G = cell == .lstm ? 4 * H : H
+        let spec = resolved.specification
+        let G = spec.gateWidth(hiddenSize: H)
         guard hh[0] == G else { throw .shapeMismatch(name: prefix + "weight_hh_l0", expected: [G, H], actual: hh) }
         let ih = try shape("weight_ih_l0")
         guard ih.count == 2, ih[0] == G, ih[1] > 0 else {
@@ -116,18 +116,25 @@ struct PyTorchRecurrentWeights {
                 let wx = try take("weight_ih", [G, l == 0 ? D : dirs * H]).matrixTranspose()
                 let wh = try take("weight_hh", [G, H]).matrixTranspose()
                 var b = Tensor(zeros: [G])
+                var hiddenBias: Tensor? = spec.hasHiddenBias ? Tensor(zeros: [G]) : nil
                 if hasBias {
                     let (bi, bh) = (try take("bias_ih", [G]), try take("bias_hh", [G]))
-                    let out = b.writePointer()
-                    withExtendedLifetime((bi, bh)) {
-                        for j in 0..<G { out[j] = bi.readPointer[j] + bh.readPointer[j] }
+                    if spec.hasHiddenBias {
+                        b = bi
+                        hiddenBias = bh
+                    } else {
+                        // PyTorch adds the two; a cell without a hidden bias holds their sum.
+                        let out = b.writePointer()
+                        withExtendedLifetime((bi, bh)) {
+                            for j in 0..<G { out[j] = bi.readPointer[j] + bh.readPointer[j] }
+                        }
                     }
                 }
-                weights.append(RecurrentNetwork.Weights(wx: wx, wh: wh, b: b))
+                weights.append(RecurrentNetwork.Weights(wx: wx, wh: wh, b: b, hiddenBias: hiddenBias))
             }
         }
         if let extra = own.keys.sorted().first { throw .unexpectedTensor(name: prefix + extra) }
-        self.cell = cell
+        self.cell = resolved
         self.bidirectional = bidirectional
         self.weights = weights
     }
@@ -145,8 +152,8 @@ struct PyTorchRecurrentWeights {
         return (kind, layer)
     }
 
-    /// The state dict of weights in RNNCore's layout: `weight_ih = wxᵀ`, `weight_hh = whᵀ`, `bias_ih = b`,
-    /// `bias_hh = 0`.
+    /// The state dict of weights in RNNCore's layout: `weight_ih = wxᵀ`, `weight_hh = whᵀ`, `bias_ih = b`, and
+    /// `bias_hh` the hidden bias of a cell that keeps one (the GRU), else zeros.
     static func stateDict(_ weights: [RecurrentNetwork.Weights], bidirectional: Bool,
                           prefix: String) -> [String: Tensor] {
         let dirs = bidirectional ? 2 : 1
@@ -156,7 +163,7 @@ struct PyTorchRecurrentWeights {
             dict[prefix + "weight_ih" + s] = w.wx.matrixTranspose()
             dict[prefix + "weight_hh" + s] = w.wh.matrixTranspose()
             dict[prefix + "bias_ih" + s] = w.b
-            dict[prefix + "bias_hh" + s] = Tensor(zeros: w.b.shape)
+            dict[prefix + "bias_hh" + s] = w.hiddenBias ?? Tensor(zeros: w.b.shape)
         }
         return dict
     }
@@ -189,23 +196,23 @@ struct PyTorchRecurrentWeights {
 }
 
 extension RecurrentNetwork {
-    /// Creates a network from the state dict of a `torch.nn.RNN` (tanh) or `torch.nn.LSTM`: `weight_ih_l0` (G, D),
-    /// `weight_hh_l0` (G, H), `bias_ih_l0` and `bias_hh_l0` (G), …, with `_reverse` names for the reverse direction.
-    /// D, H and the layer count come from the shapes; the weights are transposed to RNNCore's layout and the two
-    /// biases added.
+    /// Creates a network from the state dict of a `torch.nn.RNN`, `torch.nn.LSTM` or `torch.nn.GRU`:
+    /// `weight_ih_l0` (G, D), `weight_hh_l0` (G, H), `bias_ih_l0` and `bias_hh_l0` (G), …, with `_reverse` names
+    /// for the reverse direction. D, H and the layer count come from the shapes; the weights are transposed to
+    /// RNNCore's layout and the two biases added (kept apart for the GRU, whose `bias_hh` is its hidden bias).
     /// - Parameters:
     ///   - tensors: the state dict; only the names that start with `prefix` are read, and each of those must be a
     ///     parameter of the module.
     ///   - prefix: the module's path in a larger state dict, such as `"rnn."` for a model that keeps it in
     ///     `self.rnn`; empty for the module's own state dict.
-    ///   - cell: the module's cell; nil infers it from `weight_hh_l0` ((H, H): RNN, (4H, H): LSTM).
+    ///   - cell: the module's cell; nil infers it from `weight_hh_l0` ((H, H): tanh RNN, (4H, H): LSTM, (3H, H):
+    ///     GRU). A `torch.nn.RNN(nonlinearity='relu')` needs `.rnnRelu`: its state dict looks like a tanh RNN's.
     ///   - bidirectional: whether the module is bidirectional; nil infers it from the presence of `_reverse` names.
     ///   - dropout: the dropout between layers while training (PyTorch's `dropout` is not in the state dict).
     ///   - dropoutSeed: the seed of the dropout masks.
     /// - Throws: ``PyTorchImportError/missingTensor(name:)``, ``PyTorchImportError/unexpectedTensor(name:)``,
     ///   ``PyTorchImportError/shapeMismatch(name:expected:actual:)`` or ``PyTorchImportError/unsupported(_:)``.
-    ///
-    /// PyTorch's `nonlinearity='relu'` leaves no trace in the state dict: such a module imports as a tanh RNN.
+
     public convenience init(pyTorchStateDict tensors: [String: Tensor], prefix: String = "", cell: CellKind? = nil,
                             bidirectional: Bool? = nil, dropout: Float = 0,
                             dropoutSeed: UInt64 = 0) throws(PyTorchImportError) {
@@ -234,8 +241,10 @@ extension RecurrentNetwork {
     }
 
     /// The weights under PyTorch's names, each prefixed with `prefix`: `weight_ih_l0 = wxᵀ`, `weight_hh_l0 = whᵀ`,
-    /// `bias_ih_l0 = b` and `bias_hh_l0 = 0` (PyTorch adds the two), `_reverse` for the reverse direction.
-    /// `module.load_state_dict` of a `torch.nn.RNN`/`LSTM` of the same sizes with `batch_first=True` accepts it.
+    /// `bias_ih_l0 = b` and `bias_hh_l0` = the GRU's hidden bias, or 0 for the other cells (PyTorch adds the two),
+    /// `_reverse` for the reverse direction. `module.load_state_dict` of the module named by
+    /// ``CellSpecification/pyTorchModule`` (with its `nonlinearity`) of the same sizes with `batch_first=True`
+    /// accepts it.
     public func pyTorchStateDict(prefix: String = "") -> [String: Tensor] {
         PyTorchRecurrentWeights.stateDict(weights, bidirectional: bidirectional, prefix: prefix)
     }
@@ -244,22 +253,5 @@ extension RecurrentNetwork {
     /// - Throws: ``CheckpointError/fileSystem(path:reason:)`` when the file cannot be written.
     public func writePyTorchSafeTensors(to url: URL, prefix: String = "") throws(CheckpointError) {
         try PyTorchRecurrentWeights.write(pyTorchStateDict(prefix: prefix), to: url)
-    }
-}
-
-extension Tensor {
-    /// The transpose of an (R, C) matrix: (C, R).
-    func matrixTranspose() -> Tensor {
-        precondition(shape.count == 2, "matrixTranspose needs a matrix, got shape \(shape)")
-        let (R, C) = (shape[0], shape[1])
-        var out = Tensor(zeros: [C, R])
-        let target = out.writePointer()
-        withExtendedLifetime(self) {
-            let source = readPointer
-            for r in 0..<R {
-                for c in 0..<C { target[c * R + r] = source[r * C + c] }
-            }
-        }
-        return out
     }
 }

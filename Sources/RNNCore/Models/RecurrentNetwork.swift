@@ -1,5 +1,5 @@
-/// A stack of recurrent layers, optionally bidirectional: what `torch.nn.RNN` (tanh) and `torch.nn.LSTM` compute
-/// with `batch_first=True`.
+/// A stack of recurrent layers of any cell of the cell table, optionally bidirectional: what `torch.nn.RNN`
+/// (tanh or relu), `torch.nn.LSTM` and `torch.nn.GRU` compute with `batch_first=True`.
 ///
 /// Layer 0 reads the input xs (N, T, D); layer l+1 reads the output sequence of layer l, which for a bidirectional
 /// network is the concatenation (N, T, 2H) of the forward direction's outputs and the reverse direction's. The
@@ -29,21 +29,35 @@ public final class RecurrentNetwork {
         }
     }
 
-    /// The weights of one layer and direction, in RNNCore's layout: wx (D_l, G), wh (H, G), b (G) with G = H for a
-    /// tanh RNN and 4H for an LSTM (gates i, f, g, o). D_0 = D and D_l = dirs·H above the first layer.
+    /// The weights of one layer and direction, in RNNCore's layout: wx (D_l, G), wh (H, G), b (G) with G = gates·H
+    /// (``CellSpecification/gates``: H for an RNN, 4H for an LSTM with gates i, f, g, o, 3H for a GRU with r, z,
+    /// n), and for a cell with a hidden bias (the GRU) bh (G). D_0 = D and D_l = dirs·H above the first layer.
     public struct Weights: Sendable, Equatable {
         /// The input-to-hidden weight (D_l, G).
         public var wx: Tensor
         /// The hidden-to-hidden weight (H, G).
         public var wh: Tensor
-        /// The bias (G).
+        /// The bias (G): PyTorch's `bias_ih + bias_hh`, or `bias_ih` alone for a cell with a hidden bias.
         public var b: Tensor
+        /// The hidden bias (G) of a cell that keeps one (the GRU: PyTorch's `bias_hh`); nil for the others.
+        public var hiddenBias: Tensor?
 
         /// Creates a layer's weights.
-        public init(wx: Tensor, wh: Tensor, b: Tensor) {
+        public init(wx: Tensor, wh: Tensor, b: Tensor, hiddenBias: Tensor? = nil) {
             self.wx = wx
             self.wh = wh
             self.b = b
+            self.hiddenBias = hiddenBias
+        }
+
+        /// The tensor of a parameter role.
+        func tensor(_ role: CellSpecification.Role) -> Tensor? {
+            switch role {
+            case .inputWeight: wx
+            case .hiddenWeight: wh
+            case .bias: b
+            case .hiddenBias: hiddenBias
+            }
         }
     }
 
@@ -63,7 +77,11 @@ public final class RecurrentNetwork {
     /// Draws the dropout masks.
     public var dropoutGenerator: Xoshiro256StarStar
     /// The layer of every layer and direction, at index `l·dirs + d` (d = 1: reverse).
-    public let recurrentLayers: [any RecurrentLayer]
+    public let recurrentLayers: [RecurrentLayer]
+    /// Whether a `forward` without an initial state continues from the final state of the previous one (a
+    /// stateful network, as a language model reading a long text window by window) instead of starting from
+    /// zeros. ``resetState()`` forgets the carried state.
+    public var isStateful = false
 
     /// 2 for a bidirectional network, else 1.
     public var directions: Int { bidirectional ? 2 : 1 }
@@ -71,14 +89,24 @@ public final class RecurrentNetwork {
     /// The size of an output vector: dirs·H.
     public var outputSize: Int { directions * hiddenSize }
 
-    /// Every trainable parameter, layer by layer, forward direction first, wx, wh, b within a layer.
+    /// Every trainable parameter, layer by layer, forward direction first, in the cell's order within a layer.
     public var parameters: [Parameter] { recurrentLayers.flatMap(\.parameters) }
 
-    /// The parameters by name: `"<cell>.<l>.wx"` (and `.wh`, `.b`) for the forward direction,
+    /// The parameters by name: `"<cell>.<l>.wx"` (and `.wh`, `.b`, …) for the forward direction,
     /// `"<cell>.<l>.reverse.wx"` for the reverse one.
     public var namedTensors: [String: Tensor] {
         Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.value) })
     }
+
+    /// Backpropagate each output's error through at most this many steps inside a window (every layer); 0 (the
+    /// default) is the whole window.
+    public var truncation: Int {
+        get { recurrentLayers[0].truncation }
+        set { recurrentLayers.forEach { $0.truncation = newValue } }
+    }
+
+    /// Forgets the state every layer carries: the next `forward` starts from zeros.
+    public func resetState() { recurrentLayers.forEach { $0.resetState() } }
 
     /// What the last `forward` saw, for `backward`.
     private struct Pass {
@@ -92,24 +120,25 @@ public final class RecurrentNetwork {
     private var reversedInputs: [Tensor]     // per layer: its input reversed in time (bidirectional only)
     private var directionOutputs: [Tensor]   // per layer and direction: the layer's hs, in its own time order
     private var layerOutputs: [Tensor]       // per layer: (N, T, 2H) in forward time order (bidirectional only)
-    private var masks: [Tensor]              // per layer: the dropout mask of its input (layers 1…L-1)
-    private var maskedInputs: [Tensor]       // per layer: its input after dropout
+    private var dropouts: [DropoutSite]      // per layer: the dropout of its input (layers 1…L-1)
     private var directionGradients: [Tensor] // per layer and direction: dhs, in the direction's time order
     private var inputGradients: [Tensor]     // per layer and direction: dxs, in the direction's time order
     private var layerInputGradients: [Tensor] // per layer: its input's gradient, both directions summed (ditto)
 
     /// Creates a network from the weights of every layer and direction, ordered `l·dirs + d`.
     /// - Parameters:
-    ///   - cell: the recurrent cell; it fixes G (H for `.rnn`, 4H for `.lstm`).
+    ///   - cell: the recurrent cell; it fixes G and which weights a layer has.
     ///   - bidirectional: whether `weights` holds a reverse direction after each forward one.
     ///   - weights: L·dirs entries; the first gives D and H, every other must fit them.
     ///   - dropout: the dropout probability between layers while training, in [0, 1).
     ///   - dropoutSeed: the seed of ``dropoutGenerator``.
-    /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` when a weight does not fit, ``RNNCoreError/invalidArgument(_:)``
-    ///   for an empty or odd-sized list or a dropout outside [0, 1).
+    /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` when a weight does not fit (or a hidden bias is given to a
+    ///   cell without one, or missing for a cell with one), ``RNNCoreError/invalidArgument(_:)`` for an empty or
+    ///   odd-sized list or a dropout outside [0, 1).
     public init(cell: CellKind, bidirectional: Bool, weights: [Weights], dropout: Float = 0,
                 dropoutSeed: UInt64 = 0) throws(RNNCoreError) {
         let dirs = bidirectional ? 2 : 1
+        let spec = cell.specification
         guard !weights.isEmpty, weights.count % dirs == 0 else {
             throw .invalidArgument("\(weights.count) layer weights cannot form layers of \(dirs) direction(s)")
         }
@@ -119,7 +148,7 @@ public final class RecurrentNetwork {
             throw .shapeMismatch("layer 0 weights wx \(first.wx.shape) and wh \(first.wh.shape) must be (D, G) and (H, G) with D, H > 0")
         }
         let (D, H) = (first.wx.shape[0], first.wh.shape[0])
-        var built: [any RecurrentLayer] = []
+        var built: [RecurrentLayer] = []
         for (k, w) in weights.enumerated() {
             let (l, d) = (k / dirs, k % dirs)
             let name = "\(cell.rawValue).\(l)" + (d == 1 ? ".reverse" : "")
@@ -127,13 +156,12 @@ public final class RecurrentNetwork {
             guard w.wx.shape.first == width, w.wh.shape.first == H else {
                 throw .shapeMismatch("\(name) has wx \(w.wx.shape) and wh \(w.wh.shape), expected (\(width), G) and (\(H), G)")
             }
-            let layer: any RecurrentLayer = switch cell {
-            case .rnn: try RNN(wx: w.wx, wh: w.wh, b: w.b, stateful: true, name: name)
-            case .lstm: try LSTM(wx: w.wx, wh: w.wh, b: w.b, stateful: true, name: name)
+            guard (w.hiddenBias != nil) == spec.hasHiddenBias else {
+                throw .shapeMismatch("\(name): a \(spec.displayName) \(spec.hasHiddenBias ? "needs" : "has no") hidden bias")
             }
             // Stateful so that it starts from the state set before each call; the network sets it every time.
-            layer.isStateful = true
-            built.append(layer)
+            built.append(try RecurrentLayer(cell: cell, weights: spec.parameters.map { w.tensor($0.role)! },
+                                            stateful: true, name: name))
         }
         self.cell = cell
         self.inputSize = D
@@ -147,15 +175,14 @@ public final class RecurrentNetwork {
         reversedInputs = Array(repeating: empty, count: layers)
         directionOutputs = Array(repeating: empty, count: built.count)
         layerOutputs = Array(repeating: empty, count: layers)
-        masks = Array(repeating: empty, count: layers)
-        maskedInputs = Array(repeating: empty, count: layers)
+        dropouts = Array(repeating: DropoutSite(), count: layers)
         directionGradients = Array(repeating: empty, count: built.count)
         inputGradients = Array(repeating: empty, count: built.count)
         layerInputGradients = Array(repeating: empty, count: layers)
     }
 
     /// Creates a network with PyTorch's initialisation, drawn from a seeded generator: every weight uniform in
-    /// ±1/√H, every bias the sum of two such draws (PyTorch's `bias_ih + bias_hh`).
+    /// ±1/√H, every bias the sum of two such draws where PyTorch adds `bias_ih + bias_hh` into it, else one.
     /// - Throws: ``RNNCoreError/invalidArgument(_:)`` for a size or layer count below 1 or a dropout outside [0, 1).
     public convenience init(cell: CellKind, inputSize: Int, hiddenSize: Int, layers: Int = 1,
                             bidirectional: Bool = false, dropout: Float = 0, seed: UInt64) throws(RNNCoreError) {
@@ -163,10 +190,9 @@ public final class RecurrentNetwork {
             throw .invalidArgument("input size \(inputSize), hidden size \(hiddenSize) and layers \(layers) must be positive")
         }
         var rng = Xoshiro256StarStar(seed: seed)
-        let (H, dirs) = (hiddenSize, bidirectional ? 2 : 1)
-        let G = cell == .lstm ? 4 * H : H
+        let (H, dirs, spec) = (hiddenSize, bidirectional ? 2 : 1, cell.specification)
         let bound = 1 / Float(H).squareRoot()
-        func uniform(_ shape: [Int], draws: Int = 1) -> Tensor {
+        func uniform(_ shape: [Int], draws: Int) -> Tensor {
             var t = Tensor(zeros: shape)
             t.withUnsafeMutableBufferPointer { p in
                 for i in p.indices {
@@ -178,8 +204,14 @@ public final class RecurrentNetwork {
         var weights: [Weights] = []
         for l in 0..<layers {
             for _ in 0..<dirs {
-                weights.append(Weights(wx: uniform([l == 0 ? inputSize : dirs * H, G]), wh: uniform([H, G]),
-                                       b: uniform([G], draws: 2)))
+                var tensors: [CellSpecification.Role: Tensor] = [:]
+                for p in spec.parameters {
+                    let draws = p.role == .bias && !spec.hasHiddenBias ? 2 : 1
+                    tensors[p.role] = uniform(p.shape(inputSize: l == 0 ? inputSize : dirs * H, hiddenSize: H,
+                                                      gateWidth: spec.gateWidth(hiddenSize: H)), draws: draws)
+                }
+                weights.append(Weights(wx: tensors[.inputWeight]!, wh: tensors[.hiddenWeight]!, b: tensors[.bias]!,
+                                       hiddenBias: tensors[.hiddenBias]))
             }
         }
         try self.init(cell: cell, bidirectional: bidirectional, weights: weights, dropout: dropout,
@@ -189,8 +221,8 @@ public final class RecurrentNetwork {
     /// The weights of every layer and direction, ordered `l·dirs + d` (copies of the current values).
     public var weights: [Weights] {
         recurrentLayers.map { layer in
-            let p = layer.parameters
-            return Weights(wx: p[0].value, wh: p[1].value, b: p[2].value)
+            Weights(wx: layer.wx.value, wh: layer.wh.value, b: layer.b.value,
+                    hiddenBias: layer.parameter(.hiddenBias)?.value)
         }
     }
 
@@ -205,13 +237,22 @@ public final class RecurrentNetwork {
     /// Runs every layer and direction over xs (N, T, D).
     /// - Parameters:
     ///   - xs: the input sequences, batch first.
-    ///   - initialState: h0 (and c0 for an LSTM), each (L·dirs, N, H); nil starts every layer from zeros.
+    ///   - initialState: h0 (and c0 for an LSTM), each (L·dirs, N, H); nil starts every layer from zeros, or, for
+    ///     a network that ``isStateful``, from where the previous `forward` ended.
     ///   - training: whether to apply ``dropout`` between layers (masks drawn from ``dropoutGenerator``).
     /// - Returns: the last layer's outputs (N, T, dirs·H) and the final states h_n (and c_n), (L·dirs, N, H).
     /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` for xs of another width, an empty xs, or an initial state of
-    ///   another shape; ``RNNCoreError/invalidArgument(_:)`` for a missing c0 of an LSTM or a c0 given to an RNN.
+    ///   another shape; ``RNNCoreError/invalidArgument(_:)`` for a missing c0 of an LSTM or a c0 given to another
+    ///   cell.
     public func forward(_ xs: Tensor, initialState: State? = nil,
                         training: Bool = false) throws(RNNCoreError) -> (outputs: Tensor, finalState: State) {
+        let outputs = try run(xs, initialState: initialState, training: training)
+        return (outputs, try gather(recurrentLayers.map { $0.state! }))
+    }
+
+    /// ``forward(_:initialState:training:)`` without building the final state: the outputs (N, T, dirs·H) are the
+    /// network's own buffer, reused by the next call (drop them before it to avoid a copy).
+    func run(_ xs: Tensor, initialState: State?, training: Bool) throws(RNNCoreError) -> Tensor {
         guard xs.shape.count == 3, xs.shape[2] == inputSize, xs.shape[0] > 0, xs.shape[1] > 0 else {
             throw .shapeMismatch("input has shape \(xs.shape), expected (N, T, \(inputSize)) with N, T > 0")
         }
@@ -220,26 +261,19 @@ public final class RecurrentNetwork {
         releaseCache()  // the layers' references to the last call's buffers would force copies
         pass = nil
         let dropped = training && dropout > 0 && layers > 1
-        let count = layers * dirs
-        var finalH = Tensor(zeros: [count, N, H])
-        var finalC = cell == .lstm ? Tensor(zeros: [count, N, H]) : nil
+        if let initial {
+            for (k, layer) in recurrentLayers.enumerated() { try layer.setState(Self.layerState(initial, at: k)) }
+        } else if !isStateful {
+            resetState()
+        }
 
         var input = xs
         for l in 0..<layers {
-            if l > 0 && dropped {
-                drawMask(like: input, into: &masks[l])
-                Self.multiply(input, masks[l], into: &maskedInputs[l])
-                input = maskedInputs[l]
-            }
+            if l > 0 && dropped { input = dropouts[l].apply(input, probability: dropout, generator: &dropoutGenerator) }
             if bidirectional { Self.reverseTime(input, into: &reversedInputs[l]) }
             for d in 0..<dirs {
                 let k = l * dirs + d
-                let layer = recurrentLayers[k]
-                try layer.setCarriedState(initial.map { Self.slices($0, at: k) } ?? [])
-                try layer.forward(d == 0 ? input : reversedInputs[l], into: &directionOutputs[k])
-                let state = layer.carriedState
-                Self.store(state[0], into: &finalH, at: k)
-                if finalC != nil { Self.store(state[1], into: &finalC!, at: k) }
+                try recurrentLayers[k].forward(d == 0 ? input : reversedInputs[l], into: &directionOutputs[k])
             }
             if bidirectional {
                 layerOutputs[l].prepare(N, T, 2 * H)
@@ -253,7 +287,7 @@ public final class RecurrentNetwork {
             }
         }
         pass = Pass(N: N, T: T, dropped: dropped)
-        return (input, State(h: finalH, c: finalC))
+        return input
     }
 
     // MARK: Backward
@@ -267,24 +301,28 @@ public final class RecurrentNetwork {
     /// - Returns: dxs (N, T, D) and ∂L/∂h0 (and ∂L/∂c0), each (L·dirs, N, H); these are the gradients with respect
     ///   to the initial state whether it was given or was zeros.
     /// - Throws: ``RNNCoreError/invalidState(_:)`` before any `forward`, ``RNNCoreError/shapeMismatch(_:)`` for
-    ///   gradients of other shapes, ``RNNCoreError/invalidArgument(_:)`` for a c gradient given to an RNN.
+    ///   gradients of other shapes, ``RNNCoreError/invalidArgument(_:)`` for a c gradient given to a cell without
+    ///   one.
     public func backward(_ dOutputs: Tensor, finalStateGradient: State? = nil)
         throws(RNNCoreError) -> (dxs: Tensor, initialStateGradient: State) {
+        let dxs = try backpropagate(dOutputs, finalStateGradient: finalStateGradient)
+        return (dxs, try gather(recurrentLayers.map { $0.initialStateGradient! }))
+    }
+
+    /// ``backward(_:finalStateGradient:)`` without gathering the initial-state gradients: dxs is the network's own
+    /// buffer, reused by the next call.
+    func backpropagate(_ dOutputs: Tensor, finalStateGradient: State?) throws(RNNCoreError) -> Tensor {
         guard let pass else { throw .invalidState("recurrent network backward before forward") }
         let (N, T, H, dirs) = (pass.N, pass.T, hiddenSize, directions)
         guard dOutputs.shape == [N, T, dirs * H] else {
             throw .shapeMismatch("output gradient has shape \(dOutputs.shape), expected [\(N), \(T), \(dirs * H)]")
         }
-        let final = try validate(finalStateGradient, batch: N, "final-state gradient", cellOptional: true)
-        let count = layers * dirs
-        var dh0 = Tensor(zeros: [count, N, H])
-        var dc0 = cell == .lstm ? Tensor(zeros: [count, N, H]) : nil
+        let final = try validate(finalStateGradient, batch: N, "final-state gradient", laterStatesOptional: true)
 
         var dOutput = dOutputs
         for l in stride(from: layers - 1, through: 0, by: -1) {
             for d in 0..<dirs {
                 let k = l * dirs + d
-                let layer = recurrentLayers[k]
                 var gradient = dOutput
                 if bidirectional {
                     directionGradients[k].prepare(N, T, H)
@@ -292,12 +330,8 @@ public final class RecurrentNetwork {
                                      reversed: d == 1, accumulate: false)
                     gradient = directionGradients[k]
                 }
-                var stateGradient = final.map { Self.slices($0, at: k) } ?? []
-                if cell == .lstm, stateGradient.count == 1 { stateGradient.append(Tensor(zeros: [N, H])) }
-                try layer.backward(gradient, finalStateGradient: stateGradient, into: &inputGradients[k])
-                let initial = layer.initialStateGradients
-                Self.store(initial[0], into: &dh0, at: k)
-                if dc0 != nil { Self.store(initial[1], into: &dc0!, at: k) }
+                let stateGradient = final.map { Self.layerState($0, at: k, count: cell.specification.stateCount) }
+                try recurrentLayers[k].backward(gradient, finalStateGradient: stateGradient, into: &inputGradients[k])
             }
             if bidirectional {
                 let width = l == 0 ? inputSize : dirs * H
@@ -306,62 +340,81 @@ public final class RecurrentNetwork {
                                  width: width, reversed: false, accumulate: false)
                 Self.copyColumns(from: inputGradients[l * 2 + 1], offset: 0, to: &layerInputGradients[l], offset: 0,
                                  width: width, reversed: true, accumulate: true)
-                if l > 0 && pass.dropped { Self.scale(&layerInputGradients[l], by: masks[l]) }
+                if l > 0 && pass.dropped { dropouts[l].backward(&layerInputGradients[l]) }
                 dOutput = layerInputGradients[l]
             } else {
-                if l > 0 && pass.dropped { Self.scale(&inputGradients[l], by: masks[l]) }
+                if l > 0 && pass.dropped { dropouts[l].backward(&inputGradients[l]) }
                 dOutput = inputGradients[l]
             }
         }
-        return (dOutput, State(h: dh0, c: dc0))
+        return dOutput
     }
 
     /// Drops what the layers kept for `backward`, so that the buffers it came from can be reused in place.
     public func releaseCache() { recurrentLayers.forEach { $0.releaseCache() } }
 
+    /// The activation buffers the network keeps between calls (not its layers'), for tests that check reuse.
+    var buffers: [Tensor] {
+        reversedInputs + directionOutputs + layerOutputs + dropouts.flatMap { [$0.mask, $0.output] }
+            + directionGradients + inputGradients + layerInputGradients
+    }
+
+    /// The floats of every buffer of the network and its layers, for tests that check memory estimates.
+    var bufferScalarCount: Int {
+        buffers.reduce(0) { $0 + $1.count } + recurrentLayers.reduce(0) { $0 + $1.bufferScalarCount }
+    }
+
     // MARK: Helpers
 
-    /// Checks a state (or state gradient) for N streams: returns `[h]` or `[h, c]`, each (L·dirs, N, H), or nil
-    /// for no state. With `cellOptional`, an LSTM's c may be missing (the caller treats it as zeros).
+    /// Checks a state (or state gradient) for N streams: returns its S components (h, then an LSTM's c), each
+    /// (L·dirs, N, H), or nil for no state. With `laterStatesOptional`, an LSTM's c may be missing (the caller
+    /// treats it as zeros).
     private func validate(_ state: State?, batch N: Int, _ what: String,
-                          cellOptional: Bool = false) throws(RNNCoreError) -> [Tensor]? {
+                          laterStatesOptional: Bool = false) throws(RNNCoreError) -> [Tensor]? {
         guard let state else { return nil }
+        let spec = cell.specification
         let expected = [layers * directions, N, hiddenSize]
         guard state.h.shape == expected else {
             throw .shapeMismatch("\(what) h has shape \(state.h.shape), expected \(expected) (L·dirs, N, H)")
         }
-        switch (cell, state.c) {
-        case (.rnn, nil):
-            return [state.h]
-        case (.rnn, .some):
-            throw .invalidArgument("\(what) has a cell state c, but a tanh RNN has none")
-        case (.lstm, nil):
-            guard cellOptional else { throw .invalidArgument("\(what) of an LSTM needs c as well as h") }
-            return [state.h]
-        case let (.lstm, .some(c)):
-            guard c.shape == expected else {
-                throw .shapeMismatch("\(what) c has shape \(c.shape), expected \(expected) (L·dirs, N, H)")
+        guard let c = state.c else {
+            guard spec.stateCount == 1 || laterStatesOptional else {
+                throw .invalidArgument("\(what) of an \(spec.displayName) needs c as well as h")
             }
-            return [state.h, c]
+            return [state.h]
         }
+        guard spec.stateCount == 2 else {
+            throw .invalidArgument("\(what) has a cell state c, but a \(spec.displayName) has none")
+        }
+        guard c.shape == expected else {
+            throw .shapeMismatch("\(what) c has shape \(c.shape), expected \(expected) (L·dirs, N, H)")
+        }
+        return [state.h, c]
     }
 
-    /// Entry k of every (L·dirs, N, H) tensor, each as an (N, H) tensor.
-    private static func slices(_ tensors: [Tensor], at k: Int) -> [Tensor] {
-        tensors.map { t in
-            let (n, h) = (t.shape[1], t.shape[2])
-            var slice = Tensor(zeros: [n, h])
-            let source = t.readPointer + k * n * h
-            withExtendedLifetime(t) { slice.writePointer().update(from: source, count: n * h) }
-            return slice
+    /// Layer k's state (S, N, H) from the components (each (L·dirs, N, H)); components missing at the end (an
+    /// LSTM's c gradient) are zeros.
+    private static func layerState(_ components: [Tensor], at k: Int, count S: Int? = nil) -> Tensor {
+        let (n, h) = (components[0].shape[1], components[0].shape[2])
+        var out = Tensor(zeros: [S ?? components.count, n, h])
+        let target = out.writePointer()
+        for (i, t) in components.enumerated() {
+            withExtendedLifetime(t) { (target + i * n * h).update(from: t.readPointer + k * n * h, count: n * h) }
         }
+        return out
     }
 
-    /// Writes an (N, H) tensor into entry k of an (L·dirs, N, H) tensor.
-    private static func store(_ slice: Tensor, into t: inout Tensor, at k: Int) {
-        let size = slice.count
-        let target = t.writePointer() + k * size
-        withExtendedLifetime(slice) { target.update(from: slice.readPointer, count: size) }
+    /// The State of per-layer states (each (S, N, H)), ordered `l·dirs + d`.
+    private func gather(_ states: [Tensor]) throws(RNNCoreError) -> State {
+        let (S, N, H) = (states[0].shape[0], states[0].shape[1], states[0].shape[2])
+        var components = Array(repeating: Tensor(zeros: [states.count, N, H]), count: S)
+        for i in 0..<S {
+            let target = components[i].writePointer()
+            for (k, s) in states.enumerated() {
+                withExtendedLifetime(s) { (target + k * N * H).update(from: s.readPointer + i * N * H, count: N * H) }
+            }
+        }
+        return State(h: components[0], c: S > 1 ? components[1] : nil)
     }
 
     /// xs (N, T, C) reversed along T into `reversed`.
@@ -391,35 +444,5 @@ public final class RecurrentNetwork {
                 }
             }
         }
-    }
-
-    /// `y = x ⊙ mask`, element-wise.
-    private static func multiply(_ x: Tensor, _ mask: Tensor, into y: inout Tensor) {
-        y.prepare(like: x)
-        let count = x.count
-        let out = y.writePointer()
-        withExtendedLifetime((x, mask)) {
-            let (v, m) = (x.readPointer, mask.readPointer)
-            for i in 0..<count { out[i] = v[i] * m[i] }
-        }
-    }
-
-    /// `x ⊙= mask`, element-wise.
-    private static func scale(_ x: inout Tensor, by mask: Tensor) {
-        let count = x.count
-        let out = x.writePointer()
-        withExtendedLifetime(mask) {
-            let m = mask.readPointer
-            for i in 0..<count { out[i] *= m[i] }
-        }
-    }
-
-    /// Draws an inverted-dropout mask shaped like `x`: 1/(1-p) with probability 1-p, else 0.
-    private func drawMask(like x: Tensor, into mask: inout Tensor) {
-        mask.prepare(like: x)
-        let keep = 1 - dropout, scale = 1 / keep
-        let count = mask.count
-        let m = mask.writePointer()
-        for i in 0..<count { m[i] = dropoutGenerator.nextFloat() < keep ? scale : 0 }
     }
 }

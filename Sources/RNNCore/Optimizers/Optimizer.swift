@@ -55,9 +55,11 @@ public final class Adam: Optimizer {
 
     private var validated: [Parameter] = []
 
-    /// Creates the optimizer.
-    public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0) {
+    /// Creates the optimizer; the defaults are those of ``OptimizerSettings`` (learning rate
+    /// ``OptimizerSettings/defaultLearningRate(for:)``, β₁ 0.9, β₂ 0.999, ε 1e-8, no weight decay).
+    public init(learningRate: Float = OptimizerSettings.defaultLearningRate(for: .adam),
+                beta1: Float = OptimizerSettings().beta1, beta2: Float = OptimizerSettings().beta2,
+                epsilon: Float = OptimizerSettings().epsilon, weightDecay: Float = OptimizerSettings().weightDecay) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2

@@ -180,3 +180,20 @@ final class TensorStorage {
 
     deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
+
+extension Tensor {
+    /// The transpose of an (R, C) matrix: (C, R).
+    func matrixTranspose() -> Tensor {
+        precondition(shape.count == 2, "matrixTranspose needs a matrix, got shape \(shape)")
+        let (R, C) = (shape[0], shape[1])
+        var out = Tensor(zeros: [C, R])
+        let target = out.writePointer()
+        withExtendedLifetime(self) {
+            let source = readPointer
+            for r in 0..<R {
+                for c in 0..<C { target[c * R + r] = source[r * C + c] }
+            }
+        }
+        return out
+    }
+}

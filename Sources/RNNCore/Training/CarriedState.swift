@@ -3,13 +3,11 @@
 // RNNLanguageModel.state / restoreState (Evaluation.swift).
 
 extension RNNLanguageModel {
-    /// The names of the tensors in a layer's ``RecurrentLayer/carriedState``, by position: the hidden state `h`,
-    /// then the LSTM's cell state `c`.
-    static let carriedStateNames = ["h", "c"]
-
-    /// The name of position `index` of layer `layer`'s carried state: `"rnn.0.h"`, `"rnn.1.c"`.
-    static func carriedStateName(layer: Int, index: Int) -> String {
-        "rnn.\(layer)." + (index < carriedStateNames.count ? carriedStateNames[index] : "s\(index)")
+    /// The name of position `index` of layer `layer`'s carried state: `"rnn.0.h"`, `"rnn.1.c"` (the cell's
+    /// ``CellSpecification/stateNames``).
+    func carriedStateName(layer: Int, index: Int) -> String {
+        let names = configuration.cell.specification.stateNames
+        return "rnn.\(layer)." + (index < names.count ? names[index] : "s\(index)")
     }
 
     /// Everything the recurrent layers carry from one window to the next (each layer's
@@ -19,7 +17,7 @@ extension RNNLanguageModel {
     public var carriedState: [String: Tensor] {
         var named: [String: Tensor] = [:]
         for (l, tensors) in state.enumerated() {
-            for (i, tensor) in tensors.enumerated() { named[Self.carriedStateName(layer: l, index: i)] = tensor }
+            for (i, tensor) in tensors.enumerated() { named[carriedStateName(layer: l, index: i)] = tensor }
         }
         return named
     }
@@ -31,9 +29,9 @@ extension RNNLanguageModel {
     public func restoreCarriedState(_ state: [String: Tensor]) throws(RNNCoreError) {
         var remaining = state
         var perLayer: [[Tensor]] = []
-        for l in recurrentLayers.indices {
+        for l in network.recurrentLayers.indices {
             var tensors: [Tensor] = []
-            while let tensor = remaining.removeValue(forKey: Self.carriedStateName(layer: l, index: tensors.count)) {
+            while let tensor = remaining.removeValue(forKey: carriedStateName(layer: l, index: tensors.count)) {
                 tensors.append(tensor)
             }
             perLayer.append(tensors)

@@ -1,16 +1,17 @@
 import Foundation
 
 extension RNNLanguageModel {
-    /// The state every recurrent layer carries to the next window (``RecurrentLayer/carriedState``: `[h]` for an
-    /// RNN layer, `[h, c]` for an LSTM layer, empty where a layer has none yet).
-    public var state: [[Tensor]] { recurrentLayers.map(\.carriedState) }
+    /// The state every recurrent layer carries to the next window (``RecurrentLayer/carriedState``: `[h]`, or
+    /// `[h, c]` for an LSTM layer, empty where a layer has none yet).
+    public var state: [[Tensor]] { network.recurrentLayers.map(\.carriedState) }
 
     /// Restores states captured with ``state``.
     public func restoreState(_ state: [[Tensor]]) throws(RNNCoreError) {
-        guard state.count == recurrentLayers.count else {
-            throw .shapeMismatch("\(state.count) states for \(recurrentLayers.count) layers")
+        let layers = network.recurrentLayers
+        guard state.count == layers.count else {
+            throw .shapeMismatch("\(state.count) states for \(layers.count) layers")
         }
-        for (layer, s) in zip(recurrentLayers, state) { try layer.setCarriedState(s) }
+        for (layer, s) in zip(layers, state) { try layer.setCarriedState(s) }
     }
 
     /// The perplexity of the model on a token sequence: exp of the mean cross-entropy of predicting every token

@@ -1,18 +1,20 @@
 import Foundation
 
-/// Settings of a training run.
+/// How a run trains: batches, windows, epochs, clipping, the learning-rate schedule and truncation (part of
+/// ``TrainingSettings``, where its JSON form is described).
 public struct TrainingOptions: Sendable, Codable, Equatable {
     /// N, the number of parallel streams.
     public var batchSize: Int = 20
     /// T, the truncated-BPTT window.
     public var bptt: Int = 35
-    /// Passes over the training text.
-    public var epochs: Int = 4
+    /// Passes over the training text; nil: ``TrainingSettings/defaultEpochs(builtInCorpus:)`` (4 for a text of
+    /// one's own, which is what a ``Trainer`` given nil trains).
+    public var epochs: Int? = nil
     /// Clip the global gradient norm to this value; nil or 0 for no clipping.
     public var clipNorm: Double? = 0.25
     /// Divide the learning rate by this factor after an epoch whose validation perplexity did not improve
-    /// (1 disables decay).
-    public var learningRateDecay: Float = 1
+    /// (1 disables decay). Only runs with a validation text (or `learningRateDecayStart`) decay.
+    public var learningRateDecay: Float = 2
     /// From this epoch on, divide the learning rate by `learningRateDecay` after every epoch, improved or not
     /// (Zaremba et al.'s schedule); before it, only after an epoch without validation improvement. nil: only then.
     public var learningRateDecayStart: Int? = nil
@@ -26,9 +28,17 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var skipNonFinite: Bool = false
     /// Report progress every this many batches.
     public var progressInterval: Int = 20
+    /// Backpropagate each output's error through at most this many steps inside a window; 0 is the whole window.
+    /// The trainer sets its model's ``RNNLanguageModel/truncation`` to it.
+    public var truncation: Int = 0
 
-    /// Default options: the textbook setting (N 20, T 35, 4 epochs, clip 0.25).
+    /// Default options: the textbook setting (N 20, T 35, clip 0.25), the learning rate halved after an epoch
+    /// without validation improvement, the epochs left to the context.
     public init() {}
+
+    /// The number of epochs a trainer runs: ``epochs``, or 4 (``TrainingSettings/defaultEpochs(builtInCorpus:)``
+    /// for a text of one's own) when it is nil.
+    public var resolvedEpochs: Int { epochs ?? TrainingSettings.defaultEpochs(builtInCorpus: false) }
 }
 
 /// What the trainer reports while it runs.
@@ -89,8 +99,14 @@ public final class Trainer {
     public let model: RNNLanguageModel
     /// The optimizer applied after each window.
     public let optimizer: Optimizer
-    /// The run's settings.
+    /// How the run trains (its epochs resolved: never nil).
     public let options: TrainingOptions
+    /// The settings record of the run, as its training checkpoints store it: the one it was made from
+    /// (``init(settings:vocabularySize:)``, ``init(resumingFrom:)-(TrainingCheckpoint)``), or for a trainer made
+    /// from a model and an optimizer, what they and the options describe (the optimizer's learning rate at
+    /// creation; `seed` and `level` at their defaults, the level written as the saved vocabulary's). nil for an
+    /// optimizer other than ``SGD`` and ``Adam``.
+    public let settings: TrainingSettings?
     /// Completed epochs so far.
     public internal(set) var reports: [EpochReport] = []
 
@@ -108,23 +124,58 @@ public final class Trainer {
     /// that some learning rate overflows the same way everywhere. Not saved in training checkpoints.
     @_spi(FaultInjection) public var nonFiniteLossFromStep: Int?
 
-    /// Creates a trainer.
-    public init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions) {
+    /// Creates a trainer of `model` with `optimizer`; sets the model's ``RNNLanguageModel/truncation`` to the
+    /// options' ``TrainingOptions/truncation``.
+    public convenience init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions) {
+        let settings = OptimizerSettings(describing: optimizer).map {
+            TrainingSettings(model: ModelSettings(model.configuration), training: options, optimizer: $0)
+        }
+        self.init(model: model, optimizer: optimizer, options: options, settings: settings)
+    }
+
+    /// Creates a new run of `settings` over a vocabulary of `vocabularySize` tokens: a model initialised from
+    /// `settings.seed`, a fresh optimizer, and the context-dependent defaults resolved for a text of one's own
+    /// (pass settings already ``TrainingSettings/resolved(builtInCorpus:)`` for another context).
+    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` naming a setting out of range, or the model's errors
+    ///   (``RNNLanguageModel/init(configuration:seed:)``).
+    public convenience init(settings: TrainingSettings, vocabularySize: Int) throws(RNNCoreError) {
+        let settings = settings.resolved()
+        try settings.validate()
+        let model = try RNNLanguageModel(configuration: settings.model.configuration(vocabularySize: vocabularySize),
+                                         seed: settings.seed)
+        self.init(model: model, optimizer: settings.optimizer.makeOptimizer(), options: settings.training,
+                  settings: settings)
+    }
+
+    /// The designated initialiser: the options' epochs resolved, the model's truncation set from the options.
+    init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions, settings: TrainingSettings?) {
+        var options = options
+        options.epochs = options.resolvedEpochs
+        let settings = settings.map { settings in
+            var resolved = settings.resolved()
+            resolved.training = options
+            return resolved
+        }
+        model.truncation = options.truncation
         self.model = model
         self.optimizer = optimizer
         self.options = options
+        self.settings = settings
     }
 
-    /// The 1-based epoch in progress (`options.epochs + 1` once training has finished).
+    /// The number of epochs the run trains (``TrainingOptions/resolvedEpochs``).
+    public var epochCount: Int { options.resolvedEpochs }
+
+    /// The 1-based epoch in progress (``epochCount`` + 1 once training has finished).
     public var epoch: Int { reports.count + 1 }
     /// Batches done in the epoch in progress.
     public var batch: Int { run.batch }
     /// Batches done since the run began, skipped ones included.
     public var step: Int { run.step }
     /// Whether every epoch has been trained.
-    public var isFinished: Bool { reports.count >= options.epochs }
+    public var isFinished: Bool { reports.count >= epochCount }
 
-    /// Trains until `options.epochs` epochs are done, evaluating on `valid` after each, or until `shouldStop` says
+    /// Trains until ``epochCount`` epochs are done, evaluating on `valid` after each, or until `shouldStop` says
     /// to stop.
     ///
     /// A call continues where the previous one stopped (or where the training checkpoint it was resumed from
@@ -141,7 +192,7 @@ public final class Trainer {
     public func train(on train: [Int32], validation valid: [Int32]? = nil,
                       progress: (TrainingEvent) -> Void = { _ in },
                       shouldStop: () -> Bool = { false }) throws(RNNCoreError) -> [EpochReport] {
-        guard options.epochs >= 1 else { throw .invalidArgument("epochs must be at least 1") }
+        guard epochCount >= 1 else { throw .invalidArgument("epochs must be at least 1") }
         guard !isTraining else { throw .invalidState("train(on:) is already running on this trainer") }
         guard !isFinished else { return reports }
         var batcher = try BPTTBatcher(ids: train, batchSize: options.batchSize, bptt: options.bptt,
@@ -155,7 +206,7 @@ public final class Trainer {
 
         let parameters = model.parameters
         let tokensPerBatch = Double(options.batchSize * options.bptt)
-        let allSteps = options.epochs * batcher.batchesPerEpoch
+        let allSteps = epochCount * batcher.batchesPerEpoch
         let callStart = Date()
         let stepAtCallStart = run.step
         var segmentStart = callStart  // when this call began its part of the epoch in progress

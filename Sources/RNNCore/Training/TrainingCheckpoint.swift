@@ -42,33 +42,39 @@ public struct TokenFingerprint: Sendable, Hashable, Codable, CustomStringConvert
 /// | `best/<parameter>` | the weights of the best validation perplexity so far (with `restoreBest`) |
 /// | `state/<layer>.<state>` | the state carried into the next window (`state/rnn.0.h`, (N, H)) |
 ///
-/// and `__metadata__` holds, as strings: `format` (`"rnncore-train"`), `format_version` (`"1"`), and JSON for
-/// `configuration` and `vocabulary` (as in a model checkpoint), `options` (``TrainingOptions``), `layers` (each
-/// recurrent layer's ``RecurrentLayer/isStateful`` and ``RecurrentLayer/truncation``), `optimizer` (kind,
-/// learning rate after decay, hyper-parameters, Adam's step count), `progress` (epoch, batch, step, the batcher's
-/// time index, the epoch's running sums, the best validation perplexity, the reports of finished epochs), `random`
-/// (the dropout generator's four xoshiro256** words as hexadecimal strings) and `data` (``TokenFingerprint`` of the
-/// training and validation texts). Numbers that must round-trip exactly are Doubles (learning rates and
-/// hyper-parameters are stored as the Double of their Float) or strings (64-bit words). Other metadata keys belong
-/// to the caller.
+/// and `__metadata__` holds, as strings: `format` (`"rnncore-train"`), `format_version` (`"2"`), and JSON for
+/// `settings` (the run's ``TrainingSettings``, resolved: model architecture, training options with the truncation,
+/// optimizer and its hyper-parameters, seed, level), `vocabulary` (as in a model checkpoint; it gives V),
+/// `optimizer_state` (what the optimizer changes as it runs: the learning rate after decay, Adam's step count),
+/// `progress` (epoch, batch, step, the batcher's time index, the epoch's running sums, the best validation
+/// perplexity, the reports of finished epochs), `random` (the dropout generator's four xoshiro256** words as
+/// hexadecimal strings) and `data` (``TokenFingerprint`` of the training and validation texts). Numbers that must
+/// round-trip exactly are Doubles (the decayed learning rate is stored as the Double of its Float), shortest
+/// round-trip decimals (the Floats of the settings) or strings (64-bit words). Other metadata keys belong to the
+/// caller.
+///
+/// Version 1 (RNNCore before the settings record: `configuration`, `options`, `layers` and `optimizer` documents)
+/// is refused with a message saying so; it cannot be resumed by this version. Model files (``RNNLanguageModel/save(to:vocabulary:metadata:)``)
+/// are another format and are not affected.
 public struct TrainingCheckpoint: Sendable {
     /// The value of the `format` metadata key.
     public static let format = "rnncore-train"
     /// The value of the `format_version` metadata key this version writes and reads.
-    public static let formatVersion = "1"
+    public static let formatVersion = "2"
     /// The metadata keys the format uses; every other key belongs to the caller.
     public static let reservedMetadataKeys: Set<String> = [
-        "format", "format_version", "configuration", "vocabulary", "options", "layers", "optimizer", "progress", "random",
-        "data",
+        "format", "format_version", "settings", "vocabulary", "optimizer_state", "progress", "random", "data",
+        // Keys of version 1, kept out of callers' hands so that an old reader never mistakes a new file's.
+        "configuration", "options", "layers", "optimizer",
     ]
 
-    /// The model's sizes.
+    /// The run's settings (resolved: epochs and learning rate set).
+    public let settings: TrainingSettings
+    /// The model's sizes: the settings' architecture over the vocabulary.
     public let configuration: RNNLanguageModel.Configuration
     /// The model's vocabulary.
     public let vocabulary: Vocabulary
-    /// The run's settings.
-    public let options: TrainingOptions
-    /// The 1-based epoch in progress (`options.epochs + 1` when the run had finished).
+    /// The 1-based epoch in progress (the settings' epochs + 1 when the run had finished).
     public let epoch: Int
     /// Batches done in the epoch in progress.
     public let batch: Int
@@ -84,8 +90,7 @@ public struct TrainingCheckpoint: Sendable {
     public let metadata: [String: String]
 
     let parameters: [String: Tensor]
-    let layers: LayersRecord
-    let optimizer: OptimizerRecord
+    let optimizerState: OptimizerStateRecord
     let moments: [String: (m: Tensor, v: Tensor)]
     let run: RunState
     let carriedState: [String: Tensor]
@@ -112,14 +117,11 @@ public struct TrainingCheckpoint: Sendable {
     }
 
     /// The model as it was when the checkpoint was written (the weights of that batch, not the best ones), with
-    /// its carried state and dropout generator.
+    /// its truncation, carried state and dropout generator.
     public func makeModel() throws(CheckpointError) -> RNNLanguageModel {
         do {
             let model = try RNNLanguageModel(configuration: configuration, tensors: parameters)
-            for (layer, (stateful, truncation)) in zip(model.recurrentLayers, zip(layers.stateful, layers.truncation)) {
-                layer.isStateful = stateful
-                layer.truncation = truncation
-            }
+            model.truncation = settings.training.truncation
             model.dropoutGenerator = Xoshiro256StarStar(state: dropoutGeneratorState)
             try model.restoreCarriedState(carriedState)
             return model
@@ -128,17 +130,14 @@ public struct TrainingCheckpoint: Sendable {
         }
     }
 
+    /// The optimizer of the settings in its saved state: the decayed learning rate, Adam's step count and moments.
     func makeOptimizer() -> Optimizer {
-        switch optimizer.kind {
-        case .sgd:
-            return SGD(learningRate: Float(optimizer.learningRate))
-        case .adam:
-            let adam = Adam(learningRate: Float(optimizer.learningRate), beta1: Float(optimizer.beta1 ?? 0.9),
-                            beta2: Float(optimizer.beta2 ?? 0.999), epsilon: Float(optimizer.epsilon ?? 1e-8),
-                            weightDecay: Float(optimizer.weightDecay ?? 0))
-            adam.restore(stepCount: optimizer.stepCount ?? 0, moments: moments)
-            return adam
+        let optimizer = settings.optimizer.makeOptimizer()
+        optimizer.learningRate = Float(optimizerState.learningRate)
+        if let adam = optimizer as? Adam {
+            adam.restore(stepCount: optimizerState.stepCount ?? 0, moments: moments)
         }
+        return optimizer
     }
 }
 
@@ -146,7 +145,7 @@ public struct TrainingCheckpoint: Sendable {
 
 extension Trainer {
     /// Writes everything the rest of the run depends on — weights, optimizer state, data position, carried state,
-    /// random state, bookkeeping, options, configuration and vocabulary — as a ``TrainingCheckpoint``, atomically
+    /// random state, bookkeeping, the settings record and the vocabulary — as a ``TrainingCheckpoint``, atomically
     /// (temporary file, fsync, rename: an existing file is replaced only by a complete new one).
     ///
     /// Call it between two calls of ``train(on:validation:progress:shouldStop:)``, for example after one returned
@@ -189,7 +188,12 @@ extension Trainer {
         if let best = run.bestParameters {
             for (name, tensor) in best { try add("best/" + name, tensor) }
         }
-        let optimizerRecord: OptimizerRecord
+        guard var settings else {
+            throw .invalidMetadata(reason: "cannot save the state of a \(type(of: optimizer)) optimizer (SGD and Adam only)")
+        }
+        // The vocabulary decides the level of the run (a trainer made from a model does not know it).
+        settings.level = vocabulary.level
+        let state: OptimizerStateRecord
         switch optimizer {
         case let adam as Adam:
             for parameter in parameters {
@@ -197,14 +201,9 @@ extension Trainer {
                 try add("optimizer/m/" + parameter.name, moments.m)
                 try add("optimizer/v/" + parameter.name, moments.v)
             }
-            optimizerRecord = OptimizerRecord(
-                kind: .adam, learningRate: Double(adam.learningRate), beta1: Double(adam.beta1),
-                beta2: Double(adam.beta2), epsilon: Double(adam.epsilon), weightDecay: Double(adam.weightDecay),
-                stepCount: adam.stepCount)
-        case let sgd as SGD:
-            optimizerRecord = OptimizerRecord(kind: .sgd, learningRate: Double(sgd.learningRate))
+            state = OptimizerStateRecord(learningRate: Double(adam.learningRate), stepCount: adam.stepCount)
         default:
-            throw .invalidMetadata(reason: "cannot save the state of a \(type(of: optimizer)) optimizer (SGD and Adam only)")
+            state = OptimizerStateRecord(learningRate: Double(optimizer.learningRate), stepCount: nil)
         }
         let progress = ProgressRecord(
             epoch: epoch, batch: run.batch, step: run.step, timeIndex: run.timeIndex, lossSum: run.lossSum,
@@ -212,18 +211,14 @@ extension Trainer {
             epochSeconds: run.epochSeconds, elapsedSeconds: run.elapsedSeconds,
             bestValidPerplexity: run.bestPerplexity, reports: reports.map(ReportRecord.init))
         let random = RandomRecord(dropout: model.dropoutGenerator.state.map(RandomRecord.hex))
-        let layers = LayersRecord(stateful: model.recurrentLayers.map(\.isStateful),
-                                  truncation: model.recurrentLayers.map(\.truncation))
         let encoder = JSONEncoder.trainingCheckpoint
         do {
             file.metadata = extra.merging([
                 "format": TrainingCheckpoint.format,
                 "format_version": TrainingCheckpoint.formatVersion,
-                "configuration": try encoder.string(model.configuration),
+                "settings": try encoder.string(settings),
                 "vocabulary": try encoder.string(vocabulary),
-                "options": try encoder.string(options),
-                "layers": try encoder.string(layers),
-                "optimizer": try encoder.string(optimizerRecord),
+                "optimizer_state": try encoder.string(state),
                 "progress": try encoder.string(progress),
                 "random": try encoder.string(random),
                 "data": try encoder.string(DataRecord(train: data.train, valid: data.valid)),
@@ -234,13 +229,15 @@ extension Trainer {
         return file
     }
 
-    /// Rebuilds the trainer of a saved run — a new model, optimizer and trainer in exactly the saved state — so
+    /// Rebuilds the trainer of a saved run from its settings record — a new model, optimizer and trainer in exactly
+    /// the saved state — so
     /// that ``train(on:validation:progress:shouldStop:)`` continues it. Pass the same texts as the saved run (the
     /// trainer checks their fingerprints; ``TrainingCheckpoint/verify(trainingData:validationData:)`` checks them
     /// beforehand with a ``CheckpointError``).
     public convenience init(resumingFrom checkpoint: TrainingCheckpoint) throws(CheckpointError) {
         let model = try checkpoint.makeModel()
-        self.init(model: model, optimizer: checkpoint.makeOptimizer(), options: checkpoint.options)
+        self.init(model: model, optimizer: checkpoint.makeOptimizer(), options: checkpoint.settings.training,
+                  settings: checkpoint.settings)
         reports = checkpoint.reports
         run = checkpoint.run
         data = (checkpoint.trainingData, checkpoint.validationData)
@@ -266,42 +263,44 @@ extension TrainingCheckpoint {
             throw .invalidMetadata(reason: "not an RNNCore training checkpoint (format is \(meta["format"].map { "\"\($0)\"" } ?? "missing"), expected \"\(Self.format)\"\(meta["format"] == RNNLanguageModel.checkpointFormat ? ": this is a trained model, which has no training state to resume" : ""))")
         }
         guard meta["format_version"] == Self.formatVersion else {
-            throw .invalidMetadata(reason: "training checkpoint format version \(meta["format_version"] ?? "missing") is not supported (this build reads \(Self.formatVersion))")
+            if meta["format_version"] == "1" {
+                throw .invalidMetadata(reason: "this training checkpoint has format version 1: it was written by an older RNNCore and cannot be resumed by this one, which reads version \(Self.formatVersion) (start the run again; model files written with rnncore train --out are not affected)")
+            }
+            throw .invalidMetadata(reason: "training checkpoint format version \(meta["format_version"].map { ErrorText.quoted($0) } ?? "missing") is not supported (this build reads \(Self.formatVersion))")
+        }
+        /// "the settings are", "the optimizer state is": the subject of a message about a metadata key.
+        func subject(_ key: String) -> String {
+            let name = key.replacingOccurrences(of: "_", with: " ")
+            return key == "settings" ? "the settings are" : "the \(name) is"
         }
         func decode<T: Decodable>(_ type: T.Type, _ key: String) throws(CheckpointError) -> T {
             do {
                 return try JSONDecoder.trainingCheckpoint.decode(T.self, from: Data((meta[key] ?? "").utf8))
             } catch {
-                throw .invalidMetadata(reason: "the \(key) is missing or malformed: \(CheckpointError.explain(error))")
+                throw .invalidMetadata(reason: "\(subject(key)) missing or malformed: \(CheckpointError.explain(error))")
             }
         }
         func require(_ condition: Bool, _ key: String, _ reason: @autoclosure () -> String) throws(CheckpointError) {
-            if !condition { throw .invalidMetadata(reason: "the \(key) is inconsistent: \(reason())") }
+            if !condition { throw .invalidMetadata(reason: "\(subject(key)) inconsistent: \(reason())") }
         }
 
-        configuration = try decode(RNNLanguageModel.Configuration.self, "configuration")
+        // The settings decode strictly: every field present and in range (TrainingSettings.init(from:)).
+        settings = try decode(TrainingSettings.self, "settings")
+        try require(settings.isResolved, "settings",
+                    "the epochs and the learning rate must be set (a checkpoint stores resolved settings)")
+        let o = settings.training
+        let epochs = o.resolvedEpochs
+        vocabulary = try decode(Vocabulary.self, "vocabulary")
+        try require(vocabulary.level == settings.level, "vocabulary",
+                    "it is a \(vocabulary.level.rawValue)-level vocabulary but the settings say \(settings.level.rawValue)")
+        configuration = settings.model.configuration(vocabularySize: vocabulary.count)
         do {
             try configuration.validate()
         } catch {
-            throw .invalidMetadata(reason: "the configuration is out of range: \(error)")
+            throw .invalidMetadata(reason: "the model settings are out of range: \(error)")
         }
-        vocabulary = try decode(Vocabulary.self, "vocabulary")
-        try require(vocabulary.count == configuration.vocabularySize, "vocabulary",
-                    "it has \(vocabulary.count) tokens but the configuration says \(configuration.vocabularySize)")
-
-        options = try decode(TrainingOptions.self, "options")
-        let o = options
-        try require(o.batchSize >= 1 && o.bptt >= 1 && o.epochs >= 1 && o.evaluationBatchSize >= 1, "options",
-                    "batch size \(o.batchSize), bptt \(o.bptt), epochs \(o.epochs) and evaluation batch size \(o.evaluationBatchSize) must be at least 1")
-        try require(o.clipNorm.map { $0.isFinite && $0 >= 0 } ?? true, "options", "clip norm \(o.clipNorm!) is not a finite non-negative number")
-        try require(o.learningRateDecay.isFinite && o.learningRateDecay >= 1, "options", "learning rate decay \(o.learningRateDecay) is below 1")
         let (tokensPerBatch, batchOverflow) = o.batchSize.multipliedReportingOverflow(by: o.bptt)
-        try require(!batchOverflow, "options", "batch size \(o.batchSize) × bptt \(o.bptt) overflows")
-
-        layers = try decode(LayersRecord.self, "layers")
-        try require(layers.stateful.count == configuration.layers && layers.truncation.count == configuration.layers
-                    && layers.truncation.allSatisfy { $0 >= 0 }, "layers",
-                    "it must list \(configuration.layers) layers, with truncations of 0 or more")
+        try require(!batchOverflow, "settings", "batch size \(o.batchSize) × bptt \(o.bptt) overflows")
 
         let data = try decode(DataRecord.self, "data")
         for fingerprint in [data.train] + (data.valid.map { [$0] } ?? []) {
@@ -319,11 +318,11 @@ extension TrainingCheckpoint {
         let p = try decode(ProgressRecord.self, "progress")
         let size = data.train.tokenCount - 1
         let batchesPerEpoch = size / tokensPerBatch
-        let (allSteps, stepsOverflow) = o.epochs.multipliedReportingOverflow(by: batchesPerEpoch)
-        try require(!stepsOverflow && allSteps < Int.max, "options",
-                    "\(o.epochs) epochs of \(batchesPerEpoch) batches overflow the step count")
-        try require((1...o.epochs + 1).contains(p.epoch), "progress", "epoch \(p.epoch) outside 1...\(o.epochs + 1)")
-        try require((0..<batchesPerEpoch).contains(p.batch) && (p.epoch <= o.epochs || p.batch == 0), "progress",
+        let (allSteps, stepsOverflow) = epochs.multipliedReportingOverflow(by: batchesPerEpoch)
+        try require(!stepsOverflow && allSteps < Int.max, "settings",
+                    "\(epochs) epochs of \(batchesPerEpoch) batches overflow the step count")
+        try require((1...epochs + 1).contains(p.epoch), "progress", "epoch \(p.epoch) outside 1...\(epochs + 1)")
+        try require((0..<batchesPerEpoch).contains(p.batch) && (p.epoch <= epochs || p.batch == 0), "progress",
                     "batch \(p.batch) outside an epoch of \(batchesPerEpoch) batches")
         try require(p.step == (p.epoch - 1) * batchesPerEpoch + p.batch, "progress",
                     "step \(p.step) is not batch \(p.batch) of epoch \(p.epoch) with \(batchesPerEpoch) batches an epoch")
@@ -375,17 +374,18 @@ extension TrainingCheckpoint {
         step = p.step
         reports = p.reports.map(\.report)
 
-        optimizer = try decode(OptimizerRecord.self, "optimizer")
-        let q = optimizer
-        try require(q.learningRate.isFinite && q.learningRate > 0, "optimizer", "learning rate \(q.learningRate)")
-        if q.kind == .adam {
-            guard let beta1 = q.beta1, let beta2 = q.beta2, let epsilon = q.epsilon, let weightDecay = q.weightDecay,
-                  let stepCount = q.stepCount else {
-                throw .invalidMetadata(reason: "the optimizer is missing or malformed: Adam needs beta1, beta2, epsilon, weightDecay and stepCount")
+        optimizerState = try decode(OptimizerStateRecord.self, "optimizer_state")
+        let q = optimizerState
+        let isAdam = settings.optimizer.kind == .adam
+        try require(q.learningRate.isFinite && q.learningRate > 0 && q.learningRate <= Double(Float.greatestFiniteMagnitude),
+                    "optimizer_state", "learning rate \(q.learningRate)")
+        if isAdam {
+            guard let stepCount = q.stepCount else {
+                throw .invalidMetadata(reason: "the optimizer state is missing or malformed: Adam needs its stepCount")
             }
-            try require((0..<1).contains(beta1) && (0..<1).contains(beta2) && epsilon > 0 && epsilon.isFinite
-                        && weightDecay >= 0 && weightDecay.isFinite && stepCount >= 0, "optimizer",
-                        "Adam's beta1 \(beta1), beta2 \(beta2), epsilon \(epsilon), weight decay \(weightDecay) or step count \(stepCount) is out of range")
+            try require(stepCount >= 0, "optimizer_state", "Adam's step count \(stepCount) is negative")
+        } else {
+            try require(q.stepCount == nil, "optimizer_state", "SGD has no step count, got \(q.stepCount!)")
         }
 
         let random = try decode(RandomRecord.self, "random")
@@ -400,7 +400,7 @@ extension TrainingCheckpoint {
         var expected: [String: [Int]] = [:]
         for (name, shape) in configuration.parameterShapes {
             expected["model/" + name] = shape
-            if q.kind == .adam {
+            if isAdam {
                 expected["optimizer/m/" + name] = shape
                 expected["optimizer/v/" + name] = shape
             }
@@ -436,7 +436,7 @@ extension TrainingCheckpoint {
         parameters = model
 
         let (m, v) = (group("optimizer/m/"), group("optimizer/v/"))
-        if q.kind == .adam, (q.stepCount ?? 0) > 0 || !m.isEmpty || !v.isEmpty {
+        if isAdam, (q.stepCount ?? 0) > 0 || !m.isEmpty || !v.isEmpty {
             // Adam creates every moment at its first step: all or (before any step) none.
             for name in names {
                 if m[name] == nil { throw .missingTensor(name: "optimizer/m/" + name) }

@@ -3,16 +3,31 @@
 
 import Foundation
 
-/// The optimizer: kind, learning rate after decay, Adam's hyper-parameters and step count.
-struct OptimizerRecord: Codable, Sendable {
-    enum Kind: String, Codable, Sendable { case sgd, adam }
-    var kind: Kind
+/// What the optimizer changes as it runs (its kind and hyper-parameters are in the settings): the learning rate
+/// after decay, and Adam's step count (absent for SGD).
+struct OptimizerStateRecord: Codable, Sendable {
     var learningRate: Double
-    var beta1: Double? = nil
-    var beta2: Double? = nil
-    var epsilon: Double? = nil
-    var weightDecay: Double? = nil
-    var stepCount: Int64? = nil
+    var stepCount: Int64?
+
+    enum CodingKeys: String, CodingKey { case learningRate, stepCount }
+
+    init(learningRate: Double, stepCount: Int64?) {
+        self.learningRate = learningRate
+        self.stepCount = stepCount
+    }
+
+    /// Every key required (`null` for SGD's step count).
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        learningRate = try c.decode(Double.self, forKey: .learningRate)
+        stepCount = try c.decode(Int64?.self, forKey: .stepCount)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(stepCount, forKey: .stepCount)
+    }
 }
 
 /// Where the run stands and what it has measured so far.
@@ -73,12 +88,6 @@ struct RandomRecord: Codable, Sendable {
         guard text.hasPrefix("0x"), text.count == 18 else { return nil }
         return UInt64(text.dropFirst(2), radix: 16)
     }
-}
-
-/// Settings of the recurrent layers that shape training but are not part of the model's configuration.
-struct LayersRecord: Codable, Sendable {
-    var stateful: [Bool]
-    var truncation: [Int]
 }
 
 /// The fingerprints of the training and validation texts.

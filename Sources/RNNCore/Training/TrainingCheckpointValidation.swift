@@ -18,8 +18,7 @@ extension TrainingCheckpoint {
     }
 
     /// Throws when the recurrent weights are those of another cell kind than the configuration says: named for it
-    /// (`model/lstm.0.wx` in an rnn checkpoint), or shaped for it (gates of 4H where an rnn has H, or H where an
-    /// lstm has 4H).
+    /// (`model/lstm.0.wx` in an rnn checkpoint), or shaped for it (gates of 4H where an rnn has H, …).
     static func requireCellKind(of file: SafeTensorsFile,
                                 _ configuration: RNNLanguageModel.Configuration) throws(CheckpointError) {
         let cell = configuration.cell
@@ -30,11 +29,11 @@ extension TrainingCheckpoint {
                 throw .invalidMetadata(reason: "the configuration says the cell is \(cell.rawValue), but the checkpoint holds the weights of an \(other.rawValue) (\(name)); a checkpoint cannot be resumed as another cell kind")
             }
         }
-        let gates = cell == .lstm ? 4 * H : H
-        let otherGates = cell == .lstm ? H : 4 * H
+        let gates = cell.specification.gateWidth(hiddenSize: H)
         let name = "model/\(cell.rawValue).0.wh"
-        if let shape = file.tensors[name]?.shape, shape == [H, otherGates], shape != [H, gates] {
-            throw .invalidMetadata(reason: "the configuration says the cell is \(cell.rawValue), but \(name) has the shape \(shape) of \(cell == .lstm ? "an rnn" : "an lstm")'s weights; a checkpoint cannot be resumed as another cell kind")
+        if let shape = file.tensors[name]?.shape, shape != [H, gates],
+           let other = CellKind.allCases.first(where: { shape == [H, $0.specification.gateWidth(hiddenSize: H)] }) {
+            throw .invalidMetadata(reason: "the configuration says the cell is \(cell.rawValue), but \(name) has the shape \(shape) of an \(other.rawValue) cell's weights; a checkpoint cannot be resumed as another cell kind")
         }
     }
 }

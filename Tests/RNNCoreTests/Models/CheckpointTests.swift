@@ -9,23 +9,24 @@ import Testing
 struct CheckpointTests {
     // MARK: Round trip
 
-    @Test("A trained model round-trips bit for bit", arguments: [1, 2])
-    func roundTrip(layers: Int) throws {
+    @Test("A trained model round-trips bit for bit", arguments: [1, 2], CellKind.allCases)
+    func roundTrip(layers: Int, cell: CellKind) throws {
         let scratch = try ModelIOScratchDirectory()
-        let (model, vocabulary) = try ModelIOFixture.trainedModel(layers: layers)
+        let (model, vocabulary) = try ModelIOFixture.trainedModel(layers: layers, cell: cell)
         let url = scratch.file("model.safetensors")
         try model.save(to: url, vocabulary: vocabulary)
 
         let (loaded, loadedVocabulary) = try RNNLanguageModel.load(from: url)
         #expect(loaded.configuration == model.configuration)
-        #expect(loaded.configuration == .init(vocabularySize: vocabulary.count, embeddingSize: 6, hiddenSize: 6, layers: layers))
+        #expect(loaded.configuration == .init(vocabularySize: vocabulary.count, embeddingSize: 6, hiddenSize: 6, layers: layers,
+                                              cell: cell))
         #expect(loadedVocabulary == vocabulary)
         #expect(loadedVocabulary.level == .word)
         #expect(loaded.parameters.map(\.name) == model.parameters.map(\.name))
         let original = model.namedTensors
         let restored = loaded.namedTensors
         #expect(Set(restored.keys) == Set(original.keys))
-        #expect(original.count == 3 + 3 * layers)
+        #expect(original.count == 3 + cell.specification.parameters.count * layers)
         for (name, tensor) in original {
             let copy = try #require(restored[name], "tensor \(name) is missing after loading")
             #expect(ModelIOFixture.bitwiseEqual(copy, tensor), "tensor \(name) differs after loading")

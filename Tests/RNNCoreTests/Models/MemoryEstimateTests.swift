@@ -28,6 +28,9 @@ struct MemoryEstimateTests {
         Case(cell: .lstm, layers: 1, input: .oneHot),
         Case(cell: .lstm, layers: 2, input: .embedding, dropout: 0.2, truncation: 2),
         Case(cell: .rnn, layers: 2, input: .embedding, truncation: 3),
+        Case(cell: .gru, layers: 2, input: .embedding, dropout: 0.2, truncation: 2),
+        Case(cell: .gru, layers: 1, input: .oneHot),
+        Case(cell: .rnnRelu, layers: 2, input: .embedding, truncation: 3),
     ]
 
     @Test("Parameter bytes are exactly 4 × the model's scalar count; gradients the same", arguments: cases)
@@ -50,26 +53,11 @@ struct MemoryEstimateTests {
         #expect(sgd.totalBytes == sgd.parameterBytes + sgd.gradientBytes + sgd.activationBytes + sgd.inputTableBytes)
     }
 
-    /// The bytes of every buffer a window leaves behind: the model's activation buffers, the layers' states and
-    /// state gradients, and the kernel workspaces (asked from the C library), plus the window's two id arrays.
+    /// The bytes of every buffer a window leaves behind: the model's and its stack's activation buffers, the
+    /// layers' states, spare states and state gradients, their kernel caches and workspaces (sized by the C
+    /// library's `rnncore_<cell>_sizes`), plus the window's two id arrays.
     static func windowBytes(_ model: RNNLanguageModel, batchSize N: Int, bptt T: Int) throws -> Int {
-        let b = model.buffers
-        var floats = b.embedded.count + b.logits.count + b.embeddedGradient.count
-        floats += (b.hidden + b.hiddenGradients + b.masks + b.dropped).reduce(0) { $0 + $1.count }
-        for layer in model.recurrentLayers {
-            floats += (layer.carriedState + layer.initialStateGradients).reduce(0) { $0 + $1.count }
-            floats += layer.carriedState.reduce(0) { $0 + $1.count }  // the spare state buffers of the same size
-            var workspace: Int64 = 0
-            let H = Int64(layer.hiddenSize)
-            if layer is LSTM {
-                floats += 5 * N * T * layer.hiddenSize  // the cell states and gates kept for backward
-                #expect(rnncore_lstm_backward_workspace_size(&workspace, Int64(N), Int64(T), H, Int64(layer.truncation)) == RNNCORE_OK)
-            } else {
-                #expect(rnncore_rnn_backward_truncated_workspace_size(&workspace, Int64(N), Int64(T), H, Int64(layer.truncation)) == RNNCORE_OK)
-            }
-            floats += Int(workspace)
-        }
-        return 4 * (floats + 2 * N * T)
+        4 * (model.bufferScalarCount + 2 * N * T)
     }
 
     @Test("One window's activation estimate covers every buffer a forward/backward leaves", arguments: cases)
@@ -91,12 +79,7 @@ struct MemoryEstimateTests {
         // Evaluation (forward only) over a window of 2 × 5.
         let eval = try RNNLanguageModel(configuration: c.configuration, seed: 2)
         _ = try eval.loss(ids: Array(ids.prefix(10)), targets: Array(targets.prefix(10)), batchSize: 2)
-        let b = eval.buffers
-        var forwardFloats = b.embedded.count + b.logits.count + b.hidden.reduce(0) { $0 + $1.count }
-        for layer in eval.recurrentLayers {
-            forwardFloats += layer.carriedState.reduce(0) { $0 + $1.count }
-            if layer is LSTM { forwardFloats += 5 * 10 * layer.hiddenSize }
-        }
+        let forwardFloats = eval.bufferScalarCount
         #expect(c.configuration.inferenceMemoryEstimate(batchSize: 2, steps: 5).activationBytes >= 4 * forwardFloats)
     }
 

@@ -61,10 +61,11 @@ enum ModelIOFixture {
 
     /// A model with D = H = 6 and `layers` layers over the corpus vocabulary, trained for `epochs` short epochs
     /// (N 4, T 5) with Adam so that its weights are no longer the seeded initial ones.
-    static func trainedModel(layers: Int, seed: UInt64 = 5, epochs: Int = 1) throws -> (model: RNNLanguageModel, vocabulary: Vocabulary) {
+    static func trainedModel(layers: Int, cell: CellKind = .rnn, seed: UInt64 = 5,
+                             epochs: Int = 1) throws -> (model: RNNLanguageModel, vocabulary: Vocabulary) {
         let corpus = try trainingCorpus()
         let configuration = RNNLanguageModel.Configuration(
-            vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: 6, layers: layers)
+            vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: 6, layers: layers, cell: cell)
         let model = try RNNLanguageModel(configuration: configuration, seed: seed)
         var options = TrainingOptions()
         options.batchSize = 4

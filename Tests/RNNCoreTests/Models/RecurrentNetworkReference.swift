@@ -1,4 +1,5 @@
-// A plain double-precision reference of RecurrentNetwork (stacked, optionally bidirectional tanh RNN or LSTM), and
+// A plain double-precision reference of RecurrentNetwork (stacked, optionally bidirectional tanh or relu RNN, LSTM
+// or GRU, each written out from PyTorch's documented equations), and
 // the PyTorch fixtures of Tests/RNNCoreTests/Fixtures/pytorch (written by examples/pytorch/make_fixtures.py).
 //
 // The reference follows PyTorch's documented semantics with straight loops, written for clarity, not speed: layer
@@ -11,9 +12,10 @@ import Testing
 
 /// Double-precision reference of ``RecurrentNetwork``.
 struct RecurrentReference {
-    /// The weights of one layer and direction in RNNCore's layout: wx (D_l, G), wh (H, G), b (G).
+    /// The weights of one layer and direction in RNNCore's layout: wx (D_l, G), wh (H, G), b (G), and the GRU's
+    /// hidden bias bh (G; zeros for the other cells).
     struct Weights {
-        var wx: [Double], wh: [Double], b: [Double]
+        var wx: [Double], wh: [Double], b: [Double], bh: [Double]
     }
 
     var cell: CellKind
@@ -23,13 +25,17 @@ struct RecurrentReference {
     var weights: [Weights]
 
     var dirs: Int { bidirectional ? 2 : 1 }
-    var G: Int { cell == .lstm ? 4 * H : H }
+    var G: Int { cell.specification.gateWidth(hiddenSize: H) }
+    var hasCellState: Bool { cell.specification.stateCount == 2 }
 
     /// The reference of a network's current weights (widened exactly).
     init(_ network: RecurrentNetwork) {
         cell = network.cell
         (D, H, L, bidirectional) = (network.inputSize, network.hiddenSize, network.layers, network.bidirectional)
-        weights = network.weights.map { Weights(wx: $0.wx.widenedScalars, wh: $0.wh.widenedScalars, b: $0.b.widenedScalars) }
+        weights = network.weights.map {
+            Weights(wx: $0.wx.widenedScalars, wh: $0.wh.widenedScalars, b: $0.b.widenedScalars,
+                    bh: $0.hiddenBias?.widenedScalars ?? [Double](repeating: 0, count: $0.b.count))
+        }
     }
 
     /// One direction over xs (N, T, width) in the order given, from h0 and c0 (N, H each; c0 ignored for an RNN).
@@ -41,20 +47,30 @@ struct RecurrentReference {
         for n in 0..<N {
             var h = Array(h0[(n * H)..<((n + 1) * H)]), c = Array(c0[(n * H)..<((n + 1) * H)])
             for t in 0..<T {
-                var a = w.b
+                // a = x·Wx + b and u = h·Wh + bh, kept apart for the GRU's r ⊙ u_n.
+                var a = w.b, u = w.bh
                 for g in 0..<G {
                     for k in 0..<width { a[g] += xs[(n * T + t) * width + k] * w.wx[k * G + g] }
-                    for k in 0..<H { a[g] += h[k] * w.wh[k * G + g] }
+                    for k in 0..<H { u[g] += h[k] * w.wh[k * G + g] }
                 }
+                let sigmoid = { (x: Double) in 1 / (1 + exp(-x)) }
                 switch cell {
                 case .rnn:
-                    h = a.map { tanh($0) }
+                    h = (0..<H).map { tanh(a[$0] + u[$0]) }
+                case .rnnRelu:
+                    h = (0..<H).map { max(0, a[$0] + u[$0]) }
                 case .lstm:
-                    let sigmoid = { (x: Double) in 1 / (1 + exp(-x)) }
+                    let z = (0..<G).map { a[$0] + u[$0] }
                     for j in 0..<H {
-                        let (i, f, g, o) = (sigmoid(a[j]), sigmoid(a[H + j]), tanh(a[2 * H + j]), sigmoid(a[3 * H + j]))
+                        let (i, f, g, o) = (sigmoid(z[j]), sigmoid(z[H + j]), tanh(z[2 * H + j]), sigmoid(z[3 * H + j]))
                         c[j] = f * c[j] + i * g
                         h[j] = o * tanh(c[j])
+                    }
+                case .gru:
+                    for j in 0..<H {
+                        let r = sigmoid(a[j] + u[j]), z = sigmoid(a[H + j] + u[H + j])
+                        let candidate = tanh(a[2 * H + j] + r * u[2 * H + j])
+                        h[j] = (1 - z) * candidate + z * h[j]
                     }
                 }
                 for j in 0..<H { hs[(n * T + t) * H + j] = h[j] }
@@ -88,14 +104,14 @@ struct RecurrentReference {
                 let state = (k * N * H)..<((k + 1) * N * H)
                 let sequence = d == 0 ? input : Self.reversed(input, N: N, T: T, C: width)
                 var (hs, h, c) = run(weights[k], xs: sequence, width: width, h0: Array(h0[state]),
-                                     c0: cell == .lstm ? Array(c0[state]) : [Double](repeating: 0, count: N * H),
+                                     c0: hasCellState ? Array(c0[state]) : [Double](repeating: 0, count: N * H),
                                      N: N, T: T)
                 if d == 1 { hs = Self.reversed(hs, N: N, T: T, C: H) }
                 for m in 0..<(N * T) {
                     for j in 0..<H { output[m * dirs * H + d * H + j] = hs[m * H + j] }
                 }
                 hn.replaceSubrange(state, with: h)
-                if cell == .lstm { cn.replaceSubrange(state, with: c) }
+                if hasCellState { cn.replaceSubrange(state, with: c) }
             }
             (input, width) = (output, dirs * H)
         }

@@ -47,19 +47,22 @@ struct RecurrentNetworkTests {
         let t = { (name: String) throws -> Tensor in try PyTorchFixtures.tensor(file, name) }
         #expect(file.metadata["cell"] == f.cell.rawValue && file.metadata["layers"] == "\(f.layers)")
 
-        // Everything inferred from the shapes and names; the test tensors outside the prefix are not read.
-        let network = try RecurrentNetwork.load(pyTorchSafeTensors: url, prefix: "\(f.cell.rawValue).")
+        // Everything inferred from the shapes and names (but the relu, which PyTorch's state dict does not tell from
+        // the tanh RNN); the test tensors outside the prefix are not read.
+        let network = try RecurrentNetwork.load(pyTorchSafeTensors: url, prefix: "\(f.cell.rawValue).",
+                                                cell: f.cell == .rnnRelu ? .rnnRelu : nil)
         #expect(network.cell == f.cell && network.layers == f.layers && network.bidirectional == f.bidirectional)
         #expect(network.inputSize == 3 && network.hiddenSize == 4)
         let dirs = network.directions
         let (N, T, H) = (2, 5, 4)
 
-        let initial = try RecurrentNetwork.State(h: t("h0"), c: f.cell == .lstm ? t("c0") : nil)
+        let hasC = f.cell.specification.stateCount == 2
+        let initial = try RecurrentNetwork.State(h: t("h0"), c: hasC ? t("c0") : nil)
         let (outputs, final) = try network.forward(t("input"), initialState: initial)
         #expect(outputs.shape == [N, T, dirs * H] && final.h.shape == [f.layers * dirs, N, H])
         expectApproximatelyEqual(outputs, try t("output").widenedScalars, tolerance: Self.pyTorch, "\(f.name) output")
         expectApproximatelyEqual(final.h, try t("h_n").widenedScalars, tolerance: Self.pyTorch, "\(f.name) h_n")
-        if f.cell == .lstm {
+        if hasC {
             expectApproximatelyEqual(try #require(final.c), try t("c_n").widenedScalars, tolerance: Self.pyTorch,
                                      "\(f.name) c_n")
         } else {
@@ -68,7 +71,7 @@ struct RecurrentNetworkTests {
 
         // loss = Σ output·w + Σ h_n·v (+ Σ c_n·u): its gradients are w, v, u.
         let (w, v) = (try t("loss.output_weight"), try t("loss.h_n_weight"))
-        let u = try f.cell == .lstm ? t("loss.c_n_weight") : nil
+        let u = try hasC ? t("loss.c_n_weight") : nil
         func dot(_ a: Tensor, _ b: Tensor) -> Double { zip(a.widenedScalars, b.widenedScalars).reduce(0) { $0 + $1.0 * $1.1 } }
         let loss = dot(outputs, w) + dot(final.h, v) + (u.map { dot(final.c!, $0) } ?? 0)
         expectApproximatelyEqual(loss, try t("loss").widenedScalars[0], tolerance: Self.pyTorch, "\(f.name) loss")
@@ -77,26 +80,27 @@ struct RecurrentNetworkTests {
         let (dxs, dInitial) = try network.backward(w, finalStateGradient: RecurrentNetwork.State(h: v, c: u))
         expectApproximatelyEqual(dxs, try t("grad.input").widenedScalars, tolerance: Self.pyTorch, "\(f.name) d input")
         expectApproximatelyEqual(dInitial.h, try t("grad.h0").widenedScalars, tolerance: Self.pyTorch, "\(f.name) d h0")
-        if f.cell == .lstm {
+        if hasC {
             expectApproximatelyEqual(try #require(dInitial.c), try t("grad.c0").widenedScalars,
                                      tolerance: Self.pyTorch, "\(f.name) d c0")
         }
-        // PyTorch's weight gradients are ours transposed; both of its biases get our db.
-        let G = f.cell == .lstm ? 4 * H : H
+        // PyTorch's weight gradients are ours transposed; both of its biases get our db, except for the GRU, whose
+        // bias_hh is its own hidden bias.
+        let G = f.cell.specification.gateWidth(hiddenSize: H)
         for (k, layer) in network.recurrentLayers.enumerated() {
             let s = "_l\(k / dirs)" + (k % dirs == 1 ? "_reverse" : "")
-            let p = layer.parameters
-            let width = p[0].shape[0]
-            expectApproximatelyEqual(p[0].gradient.widenedScalars.transposed(rows: width, columns: G),
+            let width = layer.inputSize
+            expectApproximatelyEqual(layer.wx.gradient.widenedScalars.transposed(rows: width, columns: G),
                                      try t("grad.weight_ih\(s)").widenedScalars, tolerance: Self.pyTorch,
                                      "\(f.name) d weight_ih\(s)")
-            expectApproximatelyEqual(p[1].gradient.widenedScalars.transposed(rows: H, columns: G),
+            expectApproximatelyEqual(layer.wh.gradient.widenedScalars.transposed(rows: H, columns: G),
                                      try t("grad.weight_hh\(s)").widenedScalars, tolerance: Self.pyTorch,
                                      "\(f.name) d weight_hh\(s)")
-            for bias in ["bias_ih", "bias_hh"] {
-                expectApproximatelyEqual(p[2].gradient, try t("grad.\(bias)\(s)").widenedScalars,
-                                         tolerance: Self.pyTorch, "\(f.name) d \(bias)\(s)")
-            }
+            expectApproximatelyEqual(layer.b.gradient, try t("grad.bias_ih\(s)").widenedScalars,
+                                     tolerance: Self.pyTorch, "\(f.name) d bias_ih\(s)")
+            expectApproximatelyEqual((layer.parameter(.hiddenBias) ?? layer.b).gradient,
+                                     try t("grad.bias_hh\(s)").widenedScalars, tolerance: Self.pyTorch,
+                                     "\(f.name) d bias_hh\(s)")
         }
 
         // Stated explicitly, the cell and direction give the same network.
@@ -120,9 +124,11 @@ struct RecurrentNetworkTests {
     // MARK: (b) One layer, one direction is the plain layer
 
     static func layerWeights(_ cell: CellKind, D: Int, H: Int, _ data: inout NumericsData) -> RecurrentNetwork.Weights {
-        let G = cell == .lstm ? 4 * H : H
+        let spec = cell.specification
+        let G = spec.gateWidth(hiddenSize: H)
         return RecurrentNetwork.Weights(wx: data.tensor([D, G], scale: 0.5), wh: data.tensor([H, G], scale: 0.5),
-                                        b: data.tensor([G], scale: 0.1))
+                                        b: data.tensor([G], scale: 0.1),
+                                        hiddenBias: spec.hasHiddenBias ? data.tensor([G], scale: 0.1) : nil)
     }
 
     @Test(arguments: CellKind.allCases, [false, true])
@@ -131,12 +137,9 @@ struct RecurrentNetworkTests {
         var data = NumericsData(seed: 31)
         let w = Self.layerWeights(cell, D: D, H: H, &data)
         let network = try RecurrentNetwork(cell: cell, bidirectional: false, weights: [w])
-        let layer: any RecurrentLayer = switch cell {
-        case .rnn: try RNN(wx: w.wx, wh: w.wh, b: w.b)
-        case .lstm: try LSTM(wx: w.wx, wh: w.wh, b: w.b)
-        }
+        let layer = try RecurrentLayer(cell: cell, weights: [w.wx, w.wh, w.b] + (w.hiddenBias.map { [$0] } ?? []))
         let xs = data.tensor([N, T, D])
-        let states = cell == .lstm ? 2 : 1
+        let states = cell.specification.stateCount
         let h0 = (0..<states).map { _ in data.tensor([N, H], scale: 0.5) }
         let dhs = data.tensor([N, T, H])
         let dLast = (0..<states).map { _ in data.tensor([N, H]) }
@@ -176,7 +179,7 @@ struct RecurrentNetworkTests {
         let h0 = data.tensor([4, 3, 4])
         let (first, firstState) = try network(xs)
         // Another batch size and an initial state in between leave nothing behind.
-        _ = try network(other, initialState: .init(h: h0, c: cell == .lstm ? h0 : nil))
+        _ = try network(other, initialState: .init(h: h0, c: cell.specification.stateCount == 2 ? h0 : nil))
         let (again, againState) = try network(xs)
         #expect(again == first && againState == firstState)
 
@@ -202,6 +205,8 @@ struct RecurrentNetworkTests {
     static let gradientCases = [
         GradientCase(cell: .rnn, layers: 2, bidirectional: true), GradientCase(cell: .lstm, layers: 2, bidirectional: true),
         GradientCase(cell: .rnn, layers: 3, bidirectional: false), GradientCase(cell: .lstm, layers: 3, bidirectional: false),
+        GradientCase(cell: .gru, layers: 2, bidirectional: true), GradientCase(cell: .gru, layers: 3, bidirectional: false),
+        GradientCase(cell: .rnnRelu, layers: 2, bidirectional: true),
     ]
 
     @Test(arguments: RecurrentNetworkTests.gradientCases)
@@ -214,7 +219,7 @@ struct RecurrentNetworkTests {
             for _ in 0..<dirs { weights.append(Self.layerWeights(g.cell, D: l == 0 ? D : dirs * H, H: H, &data)) }
         }
         let network = try RecurrentNetwork(cell: g.cell, bidirectional: g.bidirectional, weights: weights)
-        let lstm = g.cell == .lstm
+        let lstm = g.cell.specification.stateCount == 2
         let xs = data.tensor([N, T, D])
         let h0 = data.tensor([g.layers * dirs, N, H], scale: 0.5)
         let c0 = lstm ? data.tensor([g.layers * dirs, N, H], scale: 0.5) : nil
@@ -264,15 +269,16 @@ struct RecurrentNetworkTests {
             expectApproximatelyEqual(try #require(dInitial.c), dc, tolerance: Self.gradient, "\(name) d c0")
         }
         for (k, layer) in network.recurrentLayers.enumerated() {
-            for (p, parameter) in layer.parameters.enumerated() {
+            for (spec, parameter) in zip(layer.specification.parameters, layer.parameters) {
                 let numeric = (0..<parameter.value.count).map { i in
                     central { e in
                         let saved = reference.weights[k]
                         defer { reference.weights[k] = saved }
-                        switch p {
-                        case 0: reference.weights[k].wx[i] += e
-                        case 1: reference.weights[k].wh[i] += e
-                        default: reference.weights[k].b[i] += e
+                        switch spec.role {
+                        case .inputWeight: reference.weights[k].wx[i] += e
+                        case .hiddenWeight: reference.weights[k].wh[i] += e
+                        case .bias: reference.weights[k].b[i] += e
+                        case .hiddenBias: reference.weights[k].bh[i] += e
                         }
                         return loss(reference, x, h, c)
                     }
@@ -432,11 +438,14 @@ struct RecurrentNetworkTests {
             _ = try RecurrentNetwork(pyTorchStateDict: good, prefix: "lstm.", cell: .rnn)  // the wrong cell
         }
 
+        // A GRU's (3H, H) is recognised; a gate count of no cell is not.
+        let gru = try RecurrentNetwork(pyTorchStateDict: try Self.stateDict(.gru))
+        #expect(gru.cell == .gru)
+        var unknown = try Self.stateDict(.rnn)
+        unknown["weight_hh_l0"] = Tensor(zeros: [20, 4])
+        let error = #expect(throws: PyTorchImportError.self) { _ = try RecurrentNetwork(pyTorchStateDict: unknown) }
+        if case .unsupported = error {} else { Issue.record("a (5H, H) module: \(String(describing: error))") }
         // Modules RNNCore does not implement.
-        var gru = try Self.stateDict(.rnn)
-        gru["weight_hh_l0"] = Tensor(zeros: [12, 4])
-        let error = #expect(throws: PyTorchImportError.self) { _ = try RecurrentNetwork(pyTorchStateDict: gru) }
-        if case .unsupported = error {} else { Issue.record("a GRU: \(String(describing: error))") }
         var projected = good
         projected["lstm.weight_hr_l0"] = Tensor(zeros: [2, 4])
         #expect(throws: PyTorchImportError.self) { _ = try RecurrentNetwork(pyTorchStateDict: projected, prefix: "lstm.") }
@@ -494,38 +503,41 @@ struct RecurrentNetworkTests {
         let network = try RecurrentNetwork(cell: cell, inputSize: 3, hiddenSize: 5, layers: 2,
                                            bidirectional: bidirectional, seed: 17)
         let dict = network.pyTorchStateDict(prefix: "rnn.")
-        let G = cell == .lstm ? 20 : 5
+        let G = cell.specification.gateWidth(hiddenSize: 5)
         var names: Set<String> = []
         for l in 0..<2 {
             for suffix in bidirectional ? ["_l\(l)", "_l\(l)_reverse"] : ["_l\(l)"] {
                 for kind in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] { names.insert("rnn.\(kind)\(suffix)") }
                 #expect(dict["rnn.weight_ih\(suffix)"]?.shape == [G, l == 0 ? 3 : (bidirectional ? 10 : 5)])
                 #expect(dict["rnn.weight_hh\(suffix)"]?.shape == [G, 5])
-                #expect(dict["rnn.bias_hh\(suffix)"] == Tensor(zeros: [G]))
+                if !cell.specification.hasHiddenBias { #expect(dict["rnn.bias_hh\(suffix)"] == Tensor(zeros: [G])) }
             }
         }
         #expect(Set(dict.keys) == names)
 
-        let again = try RecurrentNetwork(pyTorchStateDict: dict, prefix: "rnn.")
+        // The relu RNN must be named: its state dict is a tanh RNN's.
+        let again = try RecurrentNetwork(pyTorchStateDict: dict, prefix: "rnn.", cell: cell == .rnnRelu ? cell : nil)
         #expect(again.cell == cell && again.bidirectional == bidirectional && again.layers == 2)
         #expect(again.namedTensors == network.namedTensors)
 
         let scratch = try ModelIOScratchDirectory()
         try network.writePyTorchSafeTensors(to: scratch.file("module.safetensors"))
-        let loaded = try RecurrentNetwork.load(pyTorchSafeTensors: scratch.file("module.safetensors"))
+        let loaded = try RecurrentNetwork.load(pyTorchSafeTensors: scratch.file("module.safetensors"), cell: cell)
         #expect(loaded.namedTensors == network.namedTensors)
         var data = NumericsData(seed: 5)
         let xs = data.tensor([2, 3, 3])
         #expect(try loaded(xs).outputs == network(xs).outputs)
     }
 
-    @Test func wordLanguageModelExportThenImport() throws {
+    @Test(arguments: CellKind.allCases)
+    func wordLanguageModelExportThenImport(_ cell: CellKind) throws {
         let model = try RNNLanguageModel(configuration: .init(vocabularySize: 9, embeddingSize: 3, hiddenSize: 4,
-                                                              layers: 2, cell: .lstm), seed: 5)
+                                                              layers: 2, cell: cell), seed: 5)
         let dict = model.pyTorchWordLanguageModelStateDict()
+        let G = cell.specification.gateWidth(hiddenSize: 4)
         #expect(dict["decoder.weight"]?.shape == [9, 4] && dict["encoder.weight"]?.shape == [9, 3])
-        #expect(dict["rnn.weight_ih_l1"]?.shape == [16, 4] && dict["rnn.bias_hh_l0"] == Tensor(zeros: [16]))
-        let again = try RNNLanguageModel(pyTorchWordLanguageModel: dict)
+        #expect(dict["rnn.weight_ih_l1"]?.shape == [G, 4] && dict["rnn.bias_hh_l0"]?.shape == [G])
+        let again = try RNNLanguageModel(pyTorchWordLanguageModel: dict, cell: cell == .rnnRelu ? cell : nil)
         #expect(again.configuration == model.configuration)
         #expect(again.namedTensors == model.namedTensors)
     }

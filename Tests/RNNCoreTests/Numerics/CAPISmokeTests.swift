@@ -44,11 +44,22 @@ struct NumericCAPISmokeTests {
         #expect(rnncore_sgd_step(nil, grad, 2, 0.1) == RNNCORE_ERR_NULL_POINTER)
         #expect(param.withUnsafeMutableBufferPointer { rnncore_sgd_step($0.baseAddress, nil, 2, 0.1) }
                 == RNNCORE_ERR_NULL_POINTER)
-        var count: Int64 = 0
-        #expect(rnncore_rnn_backward_workspace_size(nil, 1, 1, 1) == RNNCORE_ERR_NULL_POINTER)
-        #expect(rnncore_rnn_backward_workspace_size(&count, 0, 1, 1) == RNNCORE_ERR_INVALID_SIZE)
-        #expect(rnncore_rnn_backward_workspace_size(&count, 2, 3, 4) == RNNCORE_OK)
-        #expect(count == (2 * 2 * 3 + 2) * 4)
+        var window = rnncore_window(N: 2, T: 3, D: 5, H: 4, truncation: 0)
+        var sizes = rnncore_cell_sizes()
+        #expect(rnncore_rnn_sizes(nil, &window) == RNNCORE_ERR_NULL_POINTER)
+        #expect(rnncore_rnn_sizes(&sizes, nil) == RNNCORE_ERR_NULL_POINTER)
+        var empty = rnncore_window(N: 0, T: 3, D: 5, H: 4, truncation: 0)
+        #expect(rnncore_rnn_sizes(&sizes, &empty) == RNNCORE_ERR_INVALID_SIZE)
+        window.truncation = -1
+        #expect(rnncore_gru_sizes(&sizes, &window) == RNNCORE_ERR_INVALID_ARGUMENT)
+        window.truncation = 0
+        #expect(rnncore_rnn_sizes(&sizes, &window) == RNNCORE_OK)
+        // dA and the shifted states (2·N·T·H), then the carried state gradient (N·H); no cache.
+        #expect(sizes.gates == 1 && sizes.states == 1 && sizes.cache == 0 && sizes.workspace == (2 * 2 * 3 + 2) * 4)
+        #expect(rnncore_lstm_sizes(&sizes, &window) == RNNCORE_OK)
+        #expect(sizes.gates == 4 && sizes.states == 2 && sizes.cache == 5 * 2 * 3 * 4)
+        #expect(rnncore_gru_sizes(&sizes, &window) == RNNCORE_OK)
+        #expect(sizes.gates == 3 && sizes.states == 1 && sizes.cache == 4 * 2 * 3 * 4)
         #expect(param.withUnsafeMutableBufferPointer { rnncore_sgd_step($0.baseAddress, grad, 2, -1) }
                 == RNNCORE_ERR_INVALID_ARGUMENT)
         // In place is an aliasing error.

@@ -142,7 +142,7 @@ struct NumericLayerTests {
         let (N, T, D, H) = (s.N, s.T, s.D, s.H)
         var data = NumericsData(seed: 13)
         let (wx, wh, b) = Self.rnnWeights(s, &data)
-        let layer = try RNN(wx: wx, wh: wh, b: b)
+        let layer = try RecurrentLayer(cell: .rnn, wx: wx, wh: wh, b: b)
         let (w, u, c) = (wx.widenedScalars, wh.widenedScalars, b.widenedScalars)
         let (xs1, xs2) = (data.tensor([N, T, D]), data.tensor([N, T, D]))
         let (dhs1, dhs2, dhLast) = (data.tensor([N, T, H]), data.tensor([N, T, H]), data.tensor([N, H]))
@@ -152,26 +152,26 @@ struct NumericLayerTests {
         let ref1 = NumericsReference.rnnForward(xs: xs1.widenedScalars, h0: nil, wx: w, wh: u, b: c, N: N, T: T, D: D, H: H)
         expectApproximatelyEqual(hs1, ref1, tolerance: Self.recurrent, "rnn hs window 1 \(s)")
         let h1 = NumericsReference.lastState(hs: ref1, N: N, T: T, H: H)
-        let state1 = try #require(layer.hiddenState)
+        let state1 = try #require(layer.carriedState.first)
         #expect(state1.shape == [N, H])
         expectApproximatelyEqual(state1, h1, tolerance: Self.recurrent, "rnn state after window 1 \(s)")
         let dxs1 = try layer.backward(dhs1)
         let back1 = NumericsReference.rnnBackward(dhs: dhs1.widenedScalars, dhLast: nil, xs: xs1.widenedScalars, h0: nil,
                                                   hs: ref1, wx: w, wh: u, N: N, T: T, D: D, H: H)
         expectApproximatelyEqual(dxs1, back1.dxs, tolerance: Self.recurrent, "rnn dxs window 1 \(s)")
-        expectApproximatelyEqual(try #require(layer.initialStateGradient), back1.dh0, tolerance: Self.recurrent,
+        expectApproximatelyEqual(try #require(layer.initialStateGradients.first), back1.dh0, tolerance: Self.recurrent,
                                  "rnn dh0 window 1 \(s)")
 
         // Window 2 starts from window 1's last state; backward takes an extra gradient into the last state.
         let hs2 = try layer.forward(xs2)
         let ref2 = NumericsReference.rnnForward(xs: xs2.widenedScalars, h0: h1, wx: w, wh: u, b: c, N: N, T: T, D: D, H: H)
         expectApproximatelyEqual(hs2, ref2, tolerance: Self.recurrent, "rnn hs window 2 \(s)")
-        let dxs2 = try layer.backward(dhs2, dhLast: dhLast)
+        let dxs2 = try layer.backward(dhs2, finalStateGradient: [dhLast])
         let back2 = NumericsReference.rnnBackward(dhs: dhs2.widenedScalars, dhLast: dhLast.widenedScalars,
                                                   xs: xs2.widenedScalars, h0: h1, hs: ref2, wx: w, wh: u,
                                                   N: N, T: T, D: D, H: H)
         expectApproximatelyEqual(dxs2, back2.dxs, tolerance: Self.recurrent, "rnn dxs window 2 \(s)")
-        expectApproximatelyEqual(try #require(layer.initialStateGradient), back2.dh0, tolerance: Self.recurrent,
+        expectApproximatelyEqual(try #require(layer.initialStateGradients.first), back2.dh0, tolerance: Self.recurrent,
                                  "rnn dh0 window 2 \(s)")
 
         // Parameter gradients are the sum over both windows.
@@ -185,7 +185,7 @@ struct NumericLayerTests {
     func rnnGradientsAccumulateOverBackwardCalls(_ s: Shape) throws {
         var data = NumericsData(seed: 14)
         let (wx, wh, b) = Self.rnnWeights(s, &data)
-        let layer = try RNN(wx: wx, wh: wh, b: b)
+        let layer = try RecurrentLayer(cell: .rnn, wx: wx, wh: wh, b: b)
         let xs = data.tensor([s.N, s.T, s.D])
         let dhs = data.tensor([s.N, s.T, s.H])
         _ = try layer.forward(xs)
@@ -209,19 +209,19 @@ struct NumericLayerTests {
         let fromZeros = NumericsReference.rnnForward(xs: xs.widenedScalars, h0: nil, wx: w, wh: u, b: c, N: 2, T: 3, D: 4, H: 5)
 
         // Stateless: every window starts from zeros.
-        let stateless = try RNN(wx: wx, wh: wh, b: b, stateful: false)
+        let stateless = try RecurrentLayer(cell: .rnn, wx: wx, wh: wh, b: b, stateful: false)
         _ = try stateless.forward(xs)
         expectApproximatelyEqual(try stateless.forward(xs), fromZeros, tolerance: Self.recurrent, "stateless window 2")
 
-        // setState sets the next window's h0; resetState goes back to zeros.
-        let layer = try RNN(wx: wx, wh: wh, b: b)
+        // setCarriedState sets the next window's h0; resetState goes back to zeros.
+        let layer = try RecurrentLayer(cell: .rnn, wx: wx, wh: wh, b: b)
         let h0 = data.tensor([2, 5])
-        try layer.setState(h0)
+        try layer.setCarriedState([h0])
         let fromH0 = NumericsReference.rnnForward(xs: xs.widenedScalars, h0: h0.widenedScalars, wx: w, wh: u, b: c,
                                                   N: 2, T: 3, D: 4, H: 5)
         expectApproximatelyEqual(try layer.forward(xs), fromH0, tolerance: Self.recurrent, "forward after setState")
         layer.resetState()
-        #expect(layer.hiddenState == nil)
+        #expect(layer.carriedState.first == nil)
         expectApproximatelyEqual(try layer.forward(xs), fromZeros, tolerance: Self.recurrent, "forward after reset")
 
         // A different batch size starts new streams from zeros.
@@ -231,17 +231,17 @@ struct NumericLayerTests {
     }
 
     @Test func rnnRejectsBadInput() throws {
-        expectRNNCoreError(.shapeMismatch) { _ = try RNN(wx: Tensor(zeros: [3]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [2])) }
-        expectRNNCoreError(.shapeMismatch) { _ = try RNN(wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [3, 2]), b: Tensor(zeros: [2])) }
-        expectRNNCoreError(.shapeMismatch) { _ = try RNN(wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [3])) }
-        let layer = try RNN(wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [2]))
+        expectRNNCoreError(.shapeMismatch) { _ = try RecurrentLayer(cell: .rnn, wx: Tensor(zeros: [3]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [2])) }
+        expectRNNCoreError(.shapeMismatch) { _ = try RecurrentLayer(cell: .rnn, wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [3, 2]), b: Tensor(zeros: [2])) }
+        expectRNNCoreError(.shapeMismatch) { _ = try RecurrentLayer(cell: .rnn, wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [3])) }
+        let layer = try RecurrentLayer(cell: .rnn, wx: Tensor(zeros: [3, 2]), wh: Tensor(zeros: [2, 2]), b: Tensor(zeros: [2]))
         expectRNNCoreError(.invalidState) { _ = try layer.backward(Tensor(zeros: [1, 1, 2])) }
         expectRNNCoreError(.shapeMismatch) { _ = try layer.forward(Tensor(zeros: [4, 3])) }
         expectRNNCoreError(.shapeMismatch) { _ = try layer.forward(Tensor(zeros: [1, 4, 2])) }
         expectRNNCoreError(.shapeMismatch) { try layer.setState(Tensor(zeros: [1, 3])) }
         _ = try layer.forward(Tensor(zeros: [2, 4, 3]))
         expectRNNCoreError(.shapeMismatch) { _ = try layer.backward(Tensor(zeros: [2, 3, 2])) }
-        expectRNNCoreError(.shapeMismatch) { _ = try layer.backward(Tensor(zeros: [2, 4, 2]), dhLast: Tensor(zeros: [1, 2])) }
+        expectRNNCoreError(.shapeMismatch) { _ = try layer.backward(Tensor(zeros: [2, 4, 2]), finalStateGradient: [Tensor(zeros: [1, 2])]) }
     }
 
     // MARK: Softmax cross-entropy

@@ -42,8 +42,11 @@ struct ModelOptionTests {
 
     /// With the dropout generator rewound before each evaluation the masks are fixed, so the loss is a smooth
     /// function of the weights and its central differences (eps 1e-2, tolerances as in NumericModelTests) must
-    /// match the analytic gradient, masks included.
-    @Test(arguments: CellKind.allCases)
+    /// match the analytic gradient, masks included. Not for the relu RNN: float32 central differences need ε =
+    /// 1e-2, which steps over the relu's kink wherever a pre-activation lies within 1e-2 of 0 (the relu's
+    /// gradients are checked in double precision with ε = 1e-5 in RecurrentNetworkTests and tests/test_rnn.c; the
+    /// masks are the same for every cell).
+    @Test(arguments: CellKind.allCases.filter { $0 != .rnnRelu })
     func dropoutGradientsMatchCentralDifferences(_ cell: CellKind) throws {
         let model = try Self.model(cell, dropout: 0.3)
         var data = NumericsData(seed: 2)

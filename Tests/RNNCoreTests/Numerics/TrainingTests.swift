@@ -82,6 +82,7 @@ struct NumericTrainingTests {
         options.bptt = bptt
         options.epochs = epochs
         options.clipNorm = 1
+        options.learningRateDecay = 1  // these runs test learning, not the schedule: no decay on a plateau
         options.evaluationBatchSize = 2
         options.progressInterval = 1000
         return options
@@ -92,7 +93,7 @@ struct NumericTrainingTests {
                       options: TrainingOptions, stateful: Bool = true) throws -> Trainer {
         let configuration = RNNLanguageModel.Configuration(vocabularySize: V, embeddingSize: 8, hiddenSize: 16)
         let model = try RNNLanguageModel(configuration: configuration, seed: seed)
-        for layer in model.recurrentLayers { layer.isStateful = stateful }
+        for layer in model.network.recurrentLayers { layer.isStateful = stateful }
         let trainer = Trainer(model: model, optimizer: Adam(learningRate: 0.05), options: options)
         try trainer.train(on: train, validation: validation)
         return trainer

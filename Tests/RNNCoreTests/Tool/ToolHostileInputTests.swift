@@ -296,7 +296,7 @@ struct ToolHostileInputTests {
         // Make the checkpoint an epoch-1 one of an older version that names a victim file as its --out.
         let victim = try scratch.write("precious notes\n", to: "victim.txt")
         var file = try SafeTensorsFile.read(from: scratch.url.appendingPathComponent("r.resume.safetensors"))
-        let key = "rnncore_train_command"
+        let key = "rnncore_train_run"
         let text = try #require(file.metadata[key])
         let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8))
         var record = try #require(parsed as? [String: Any])

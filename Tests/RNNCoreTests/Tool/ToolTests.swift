@@ -81,6 +81,7 @@ struct ToolTests {
 
     @Test("--level char trains, saves and samples a character model", arguments: [
         [String](), ["--cell", "lstm", "--layers", "2", "--input", "one-hot", "--dropout", "0.2", "--bptt-truncation", "3"],
+        ["--cell", "gru", "--layers", "2", "--input", "one-hot", "--dropout", "0.2", "--bptt-truncation", "3"],
     ])
     func characterLevel(_ options: [String]) throws {
         guard let tool = ToolTestRunner.requireExecutable() else { return }
@@ -100,7 +101,8 @@ struct ToolTests {
         let (model, vocabulary) = try RNNLanguageModel.load(from: scratch.url.appendingPathComponent("c.safetensors"))
         #expect(vocabulary.level == .character)
         if !options.isEmpty {
-            #expect(model.configuration == .init(vocabularySize: characters.count, hiddenSize: 8, layers: 2, cell: .lstm,
+            let cell = try #require(CellKind(rawValue: options[1]))
+            #expect(model.configuration == .init(vocabularySize: characters.count, hiddenSize: 8, layers: 2, cell: cell,
                                                  dropout: 0.2, input: .oneHot))
         }
         #expect(Set(vocabulary.tokens) == Set(characters.map(String.init)))

@@ -32,7 +32,7 @@ struct TrainCheckpointToolTests {
         let resumeFile = scratch.url.appendingPathComponent("b.resume.safetensors")
         let checkpoint = try TrainingCheckpoint.load(from: resumeFile)
         #expect(checkpoint.epoch == 3 && (checkpoint.step % 40 == 0 || checkpoint.batch == 0), "epoch \(checkpoint.epoch) step \(checkpoint.step)")
-        #expect(checkpoint.reports.count == 2 && checkpoint.options.epochs == 3)
+        #expect(checkpoint.reports.count == 2 && checkpoint.settings.training.epochs == 3)
         #expect(checkpoint.configuration.hiddenSize == 16 && checkpoint.configuration.embeddingSize == 8)
 
         // Resume it from another directory: the stored paths are absolute.

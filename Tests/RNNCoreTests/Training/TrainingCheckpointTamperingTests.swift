@@ -75,6 +75,15 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
         file.metadata[key] = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
+    /// Edits the object `part` (`"model"`, `"training"`, `"optimizer"`) of the settings record.
+    static func editSettings(_ file: inout SafeTensorsFile, _ part: String, _ edit: (inout [String: Any]) -> Void) throws {
+        try editJSON(&file, "settings") { settings in
+            var object = settings[part] as! [String: Any]
+            edit(&object)
+            settings[part] = object
+        }
+    }
+
     func apply(to file: inout SafeTensorsFile) throws {
         func progress(_ edit: (inout [String: Any]) -> Void) throws { try Self.editJSON(&file, "progress", edit) }
         func report(_ edit: @escaping (inout [String: Any]) -> Void) throws {
@@ -99,8 +108,8 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
         case .epochHuge: try progress { $0["epoch"] = Int.max }
         case .epochZero: try progress { $0["epoch"] = 0 }
         case .batchNegative: try progress { $0["batch"] = -1 }
-        case .epochsHuge: try Self.editJSON(&file, "options") { $0["epochs"] = Int.max }
-        case .batchSizeOverflow: try Self.editJSON(&file, "options") { $0["batchSize"] = Int.max / 2 }
+        case .epochsHuge: try Self.editSettings(&file, "training") { $0["epochs"] = Int.max }
+        case .batchSizeOverflow: try Self.editSettings(&file, "training") { $0["batchSize"] = Int.max / 2 }
         case .tokenCountHuge:
             try Self.editJSON(&file, "data") { data in
                 var train = data["train"] as! [String: Any]
@@ -126,10 +135,10 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
             var values = try #require(tensor.floats)
             values[2] = -1e-3
             file.tensors["optimizer/v/rnn.0.b"] = NamedTensor(shape: tensor.shape, values: values)
-        case .cellKindNamedOther: try Self.editJSON(&file, "configuration") { $0["cell"] = "lstm" }
+        case .cellKindNamedOther: try Self.editSettings(&file, "model") { $0["cell"] = "lstm" }
         case .cellKindShapedOther:
             // Rename the rnn's weights as an lstm's, and say lstm: the shapes still give the rnn away.
-            try Self.editJSON(&file, "configuration") { $0["cell"] = "lstm" }
+            try Self.editSettings(&file, "model") { $0["cell"] = "lstm" }
             for name in file.tensors.keys where name.contains("/rnn.0.") && !name.hasPrefix("state/") {
                 file.tensors[name.replacingOccurrences(of: "/rnn.0.", with: "/lstm.0.")] = file.tensors.removeValue(forKey: name)
             }
@@ -154,8 +163,8 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
         case .epochHuge: return metadata("progress is inconsistent", "epoch \(Int.max) outside 1...4")
         case .epochZero: return metadata("progress is inconsistent", "epoch 0 outside 1...4")
         case .batchNegative: return metadata("progress is inconsistent", "batch -1 outside an epoch of 104 batches")
-        case .epochsHuge: return metadata("options is inconsistent", "epochs of 104 batches overflow the step count")
-        case .batchSizeOverflow: return metadata("options is inconsistent", "overflows")
+        case .epochsHuge: return metadata("settings are inconsistent", "epochs of 104 batches overflow the step count")
+        case .batchSizeOverflow: return metadata("settings are inconsistent", "overflows")
         case .tokenCountHuge: return metadata("progress is inconsistent", "step 150 is not batch 46 of epoch 2")
         case .timeIndexPastText: return metadata("progress is inconsistent", "time index 2105")
         case .epochSecondsNegative, .elapsedInfinite, .epochLongerThanRun:
@@ -173,7 +182,7 @@ enum TrainingCheckpointTampering: String, CaseIterable, Sendable, CustomTestStri
             guard case .invalidEntry(let name, let reason) = error else { return false }
             return name == "optimizer/v/rnn.0.b" && reason.contains("negative")
         case .cellKindNamedOther: return metadata("the cell is lstm", "weights of an rnn", "another cell kind")
-        case .cellKindShapedOther: return metadata("the cell is lstm", "model/lstm.0.wh", "[7, 7]", "an rnn's weights")
+        case .cellKindShapedOther: return metadata("the cell is lstm", "model/lstm.0.wh", "[7, 7]", "an rnn cell's weights")
         }
     }
 }

@@ -52,12 +52,14 @@ struct TrainingCheckpointTests {
 
 /// One way to spoil the good training checkpoint of ``TrainingCheckpointTests/goodFile(in:)``.
 enum TrainingCheckpointCorruption: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case formatWrong, formatVersionWrong
-    case configurationMissing, vocabularyMissing, optionsMissing, layersMissing, optimizerMissing, progressMissing
-    case randomMissing, dataMissing, progressNotJSON
-    case optionsBatchZero, layersCountWrong
+    case formatWrong, formatVersionWrong, formatVersionOne
+    case settingsMissing, vocabularyMissing, optimizerStateMissing, progressMissing
+    case randomMissing, dataMissing, progressNotJSON, settingsNotJSON
+    case settingsBatchZero, settingsNegativeEmbedding, settingsUnknownCell, settingsUnknownOptimizer
+    case settingsUnknownLevel, settingsKeyMissing, settingsUnresolved, settingsLevelMismatch, settingsNotAnObject
+    case sgdWithStepCount
     case timeIndexOff, batchBeyondEpoch, stepWrong, reportMissing, countsDoNotAddUp, lossSumNaN
-    case optimizerUnknownKind, adamWithoutStepCount, learningRateZero, betaOne
+    case adamWithoutStepCount, adamStepCountNull, learningRateZero, betaOne
     case randomDecimalWord, randomAllZero, randomThreeWords
     case dataHashNotHex, dataTooFewTokens
     case configurationWiderThanTensors, modelTensorMissing, modelTensorWrongShape
@@ -73,34 +75,54 @@ enum TrainingCheckpointCorruption: String, CaseIterable, Sendable, CustomTestStr
             edit(&object)
             file.metadata[key] = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
         }
+        func editSettings(_ part: String, _ edit: (inout [String: Any]) -> Void) throws {
+            try editJSON("settings") { settings in
+                var object = settings[part] as! [String: Any]
+                edit(&object)
+                settings[part] = object
+            }
+        }
         func floats(_ name: String) throws -> (shape: [Int], values: [Float]) {
             let tensor = try #require(file.tensors[name], "no tensor \(name)")
             return (tensor.shape, try #require(tensor.floats))
         }
         switch self {
         case .formatWrong: file.metadata["format"] = "pytorch"
-        case .formatVersionWrong: file.metadata["format_version"] = "2"
-        case .configurationMissing: file.metadata["configuration"] = nil
+        case .formatVersionWrong: file.metadata["format_version"] = "3"
+        case .formatVersionOne:
+            // A version-1 file as RNNCore wrote it before the settings record: argv, options, layers, optimizer.
+            file.metadata["format_version"] = "1"
+            file.metadata["settings"] = nil
+            file.metadata["configuration"] = #"{"cell":"rnn","dropout":0,"embeddingSize":6,"hiddenSize":7,"input":"embedding","layers":1,"vocabularySize":12}"#
+            file.metadata["layers"] = #"{"stateful":[true],"truncation":[0]}"#
+        case .settingsMissing: file.metadata["settings"] = nil
         case .vocabularyMissing: file.metadata["vocabulary"] = nil
-        case .optionsMissing: file.metadata["options"] = nil
-        case .layersMissing: file.metadata["layers"] = nil
-        case .optimizerMissing: file.metadata["optimizer"] = nil
+        case .optimizerStateMissing: file.metadata["optimizer_state"] = nil
         case .progressMissing: file.metadata["progress"] = nil
         case .randomMissing: file.metadata["random"] = nil
         case .dataMissing: file.metadata["data"] = nil
         case .progressNotJSON: file.metadata["progress"] = "{\"epoch\": 2,"
-        case .optionsBatchZero: try editJSON("options") { $0["batchSize"] = 0 }
-        case .layersCountWrong: try editJSON("layers") { $0["stateful"] = [true, true] }
+        case .settingsNotJSON: file.metadata["settings"] = "{\"model\": "
+        case .settingsBatchZero: try editSettings("training") { $0["batchSize"] = 0 }
+        case .settingsNegativeEmbedding: try editSettings("model") { $0["embeddingSize"] = -3 }
+        case .settingsUnknownCell: try editSettings("model") { $0["cell"] = "transformer" }
+        case .settingsUnknownOptimizer: try editSettings("optimizer") { $0["kind"] = "rmsprop" }
+        case .settingsUnknownLevel: try editJSON("settings") { $0["level"] = "syllable" }
+        case .settingsKeyMissing: try editSettings("training") { $0["bptt"] = nil }
+        case .settingsUnresolved: try editSettings("training") { $0["epochs"] = NSNull() }
+        case .settingsLevelMismatch: try editJSON("settings") { $0["level"] = "character" }
+        case .settingsNotAnObject: file.metadata["settings"] = "[1, 2]"
+        case .sgdWithStepCount: try editSettings("optimizer") { $0["kind"] = "sgd" }
         case .timeIndexOff: try editJSON("progress") { $0["timeIndex"] = ($0["timeIndex"] as! Int) + 1 }
         case .batchBeyondEpoch: try editJSON("progress") { $0["batch"] = 104; $0["step"] = 208 }
         case .stepWrong: try editJSON("progress") { $0["step"] = 151 }
         case .reportMissing: try editJSON("progress") { $0["reports"] = [] }
         case .countsDoNotAddUp: try editJSON("progress") { $0["skippedBatches"] = 1 }
         case .lossSumNaN: try editJSON("progress") { $0["lossSum"] = "NaN" }
-        case .optimizerUnknownKind: try editJSON("optimizer") { $0["kind"] = "rmsprop" }
-        case .adamWithoutStepCount: try editJSON("optimizer") { $0["stepCount"] = nil }
-        case .learningRateZero: try editJSON("optimizer") { $0["learningRate"] = 0 }
-        case .betaOne: try editJSON("optimizer") { $0["beta2"] = 1 }
+        case .adamWithoutStepCount: try editJSON("optimizer_state") { $0["stepCount"] = nil }
+        case .adamStepCountNull: try editJSON("optimizer_state") { $0["stepCount"] = NSNull() }
+        case .learningRateZero: try editJSON("optimizer_state") { $0["learningRate"] = 0 }
+        case .betaOne: try editSettings("optimizer") { $0["beta2"] = 1 }
         case .randomDecimalWord: try editJSON("random") { $0["dropout"] = ["12345", "0x0000000000000001", "0x0000000000000002", "0x0000000000000003"] }
         case .randomAllZero: try editJSON("random") { $0["dropout"] = Array(repeating: "0x0000000000000000", count: 4) }
         case .randomThreeWords: try editJSON("random") { $0["dropout"] = Array(($0["dropout"] as! [String]).prefix(3)) }
@@ -111,7 +133,7 @@ enum TrainingCheckpointCorruption: String, CaseIterable, Sendable, CustomTestStr
                 train["tokenCount"] = 20
                 data["train"] = train
             }
-        case .configurationWiderThanTensors: try editJSON("configuration") { $0["hiddenSize"] = 8 }
+        case .configurationWiderThanTensors: try editSettings("model") { $0["hiddenSize"] = 8 }
         case .modelTensorMissing: file.tensors["model/rnn.0.wh"] = nil
         case .modelTensorWrongShape: file.tensors["model/output.bias"] = NamedTensor(shape: [13], values: [Float](repeating: 0, count: 13))
         case .adamSlotMissing: file.tensors["optimizer/v/rnn.0.b"] = nil
@@ -142,26 +164,40 @@ enum TrainingCheckpointCorruption: String, CaseIterable, Sendable, CustomTestStr
         }
         switch self {
         case .formatWrong: return metadata("not an RNNCore training checkpoint", "pytorch")
-        case .formatVersionWrong: return metadata("version 2")
-        case .configurationMissing: return metadata("configuration is missing or malformed")
+        case .formatVersionWrong: return metadata("version \"3\" is not supported", "reads 2")
+        case .formatVersionOne:
+            return metadata("format version 1", "written by an older RNNCore", "cannot be resumed", "reads version 2")
+        case .settingsMissing, .settingsNotJSON: return metadata("the settings are missing or malformed")
+        case .settingsNotAnObject: return metadata("the settings are missing or malformed", "not of type")
         case .vocabularyMissing: return metadata("vocabulary is missing or malformed")
-        case .optionsMissing: return metadata("options is missing or malformed")
-        case .layersMissing: return metadata("layers is missing or malformed")
-        case .optimizerMissing, .optimizerUnknownKind: return metadata("optimizer is missing or malformed")
-        case .adamWithoutStepCount: return metadata("optimizer is missing or malformed", "stepCount")
+        case .optimizerStateMissing: return metadata("the optimizer state is missing or malformed")
+        case .settingsBatchZero:
+            return metadata("the settings are missing or malformed", "batchSize must be at least 1, got 0", "training.batchSize")
+        case .settingsNegativeEmbedding:
+            return metadata("the settings are missing or malformed", "embeddingSize must be at least 1, got -3", "model.embeddingSize")
+        case .settingsUnknownCell:
+            return metadata("the settings are missing or malformed", "cell \"transformer\" is not one of rnn, rnn-relu, lstm, gru", "model.cell")
+        case .settingsUnknownOptimizer:
+            return metadata("the settings are missing or malformed", "kind \"rmsprop\" is not one of sgd, adam", "optimizer.kind")
+        case .settingsUnknownLevel:
+            return metadata("the settings are missing or malformed", "level \"syllable\" is not one of word, character")
+        case .settingsKeyMissing: return metadata("the settings are missing or malformed", "\"bptt\" is missing", "training")
+        case .settingsUnresolved: return metadata("the settings are inconsistent", "epochs and the learning rate must be set")
+        case .settingsLevelMismatch: return metadata("the vocabulary is inconsistent", "word-level vocabulary", "settings say character")
+        case .sgdWithStepCount: return metadata("the optimizer state is inconsistent", "SGD has no step count")
+        case .adamWithoutStepCount: return metadata("the optimizer state is missing or malformed", "stepCount")
+        case .adamStepCountNull: return metadata("the optimizer state is missing or malformed", "Adam needs its stepCount")
         case .progressMissing, .progressNotJSON: return metadata("progress is missing or malformed")
         case .randomMissing: return metadata("random is missing or malformed")
         case .dataMissing: return metadata("data is missing or malformed")
-        case .optionsBatchZero: return metadata("options is inconsistent", "batch size 0")
-        case .layersCountWrong: return metadata("layers is inconsistent", "1 layers")
         case .timeIndexOff: return metadata("progress is inconsistent", "time index")
         case .batchBeyondEpoch: return metadata("progress is inconsistent", "batch 104 outside an epoch of 104 batches")
         case .stepWrong: return metadata("progress is inconsistent", "step 151")
         case .reportMissing: return metadata("progress is inconsistent", "0 epoch reports for epoch 2")
         case .countsDoNotAddUp: return metadata("progress is inconsistent", "do not add up")
         case .lossSumNaN: return metadata("progress is inconsistent", "loss sum nan")
-        case .learningRateZero: return metadata("optimizer is inconsistent", "learning rate 0")
-        case .betaOne: return metadata("optimizer is inconsistent", "beta2 1")
+        case .learningRateZero: return metadata("the optimizer state is inconsistent", "learning rate 0")
+        case .betaOne: return metadata("the settings are missing or malformed", "beta2 must lie in [0, 1), got 1.0", "optimizer.beta2")
         case .randomDecimalWord, .randomAllZero, .randomThreeWords: return metadata("random is inconsistent", "hexadecimal")
         case .dataHashNotHex: return metadata("data is inconsistent", "is not a SHA-256")
         case .dataTooFewTokens: return metadata("data is inconsistent", "20 training tokens are too few")

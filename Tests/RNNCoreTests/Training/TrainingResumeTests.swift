@@ -49,19 +49,25 @@ enum ResumeFixture {
         options.restoreBest = setup.restoreBest
         options.measureAccuracy = setup.accuracy
         options.progressInterval = 10
+        options.truncation = setup.truncation
         return options
     }
 
-    /// A fresh trainer for `setup`, seeded the same way every time.
-    static func freshTrainer(_ setup: Setup) throws -> Trainer {
-        let configuration = RNNLanguageModel.Configuration(
-            vocabularySize: corpus.vocabulary.count, embeddingSize: 6, hiddenSize: 7, layers: setup.layers,
-            cell: setup.cell, dropout: setup.dropout)
-        let model = try RNNLanguageModel(configuration: configuration, seed: 21)
-        model.recurrentLayers.forEach { $0.truncation = setup.truncation }
+    /// The settings record of `setup`, seeded the same way every time.
+    static func settings(_ setup: Setup) -> TrainingSettings {
         // Rates high enough that the validation perplexity stalls and the learning rate decays within 3 epochs.
-        let optimizer: Optimizer = setup.adam ? Adam(learningRate: 0.08) : SGD(learningRate: 2)
-        return Trainer(model: model, optimizer: optimizer, options: options(setup))
+        TrainingSettings(
+            model: ModelSettings(cell: setup.cell, layers: setup.layers, embeddingSize: 6, hiddenSize: 7,
+                                 dropout: setup.dropout),
+            training: options(setup),
+            optimizer: setup.adam ? OptimizerSettings(kind: .adam, learningRate: 0.08)
+                                  : OptimizerSettings(kind: .sgd, learningRate: 2),
+            seed: 21)
+    }
+
+    /// A fresh trainer for `setup`, built from its settings record.
+    static func freshTrainer(_ setup: Setup) throws -> Trainer {
+        try Trainer(settings: settings(setup), vocabularySize: corpus.vocabulary.count)
     }
 
     static func train(_ trainer: Trainer, _ setup: Setup, shouldStop: @escaping () -> Bool = { false }) throws {
@@ -140,6 +146,9 @@ struct TrainingResumeTests {
         .init(name: "SGD, no restoreBest, no decay", adam: false, restoreBest: false, learningRateDecay: 1, stops: [150]),
         .init(name: "LSTM, 2 layers, dropout, truncation", layers: 2, cell: .lstm, dropout: 0.3, truncation: 3,
               stops: [50, 180]),
+        .init(name: "GRU, 2 layers, dropout, truncation", layers: 2, cell: .gru, dropout: 0.3, truncation: 3,
+              stops: [50, 180]),
+        .init(name: "relu RNN, SGD", adam: false, cell: .rnnRelu, stops: [60]),
         // The scheduled decay after epoch 2 happens on every machine, so a resume in epoch 3 must carry it.
         .init(name: "Adam, scheduled decay from epoch 2", learningRateDecayStart: 2, stops: [150, 250]),
     ]
@@ -285,5 +294,58 @@ struct TrainingResumeTests {
         }
         #expect(model.carriedState.isEmpty, "a loaded model starts from a zero state, as after a model checkpoint")
         #expect(!trainer.model.carriedState.isEmpty)
+    }
+
+    @Test("Resuming rebuilds model, optimizer and options from the stored settings record alone")
+    func resumeRebuildsFromTheSettingsRecord() throws {
+        let scratch = try ModelIOScratchDirectory()
+        let setup = ResumeFixture.Setup(name: "", adam: false, layers: 2, cell: .lstm, dropout: 0.25, truncation: 3,
+                                        learningRateDecayStart: 2, stops: [])
+        let trainer = try ResumeFixture.freshTrainer(setup)
+        let expected = ResumeFixture.settings(setup).resolved()
+        #expect(trainer.settings == expected)
+        #expect(trainer.model.truncation == 3 && trainer.options == expected.training)
+        try ResumeFixture.train(trainer, setup) { trainer.step == 30 }
+        let url = scratch.file("run.safetensors")
+        try trainer.saveTrainingState(to: url, vocabulary: ResumeFixture.corpus.vocabulary)
+
+        let checkpoint = try TrainingCheckpoint.load(from: url)
+        #expect(checkpoint.settings == expected)
+        #expect(checkpoint.configuration == expected.model.configuration(vocabularySize: ResumeFixture.corpus.vocabulary.count))
+        let resumed = try Trainer(resumingFrom: checkpoint)
+        #expect(resumed.settings == expected && resumed.options == expected.training)
+        #expect(resumed.model.configuration == trainer.model.configuration)
+        #expect(resumed.model.truncation == 3)
+        #expect(resumed.optimizer is SGD && resumed.optimizer.learningRate == trainer.optimizer.learningRate)
+        // Only the settings record, no document of the version-1 layout.
+        let metadata = try SafeTensorsFile.read(from: url).metadata
+        #expect(metadata["format_version"] == "2")
+        for key in ["configuration", "options", "layers", "optimizer", "rnncore_train_command"] {
+            #expect(metadata[key] == nil, "\(key) should not be stored")
+        }
+    }
+
+    @Test("A trainer made from a model and an optimizer saves the settings they describe, and resumes from them")
+    func modelAndOptimizerTrainerSavesItsSettings() throws {
+        let scratch = try ModelIOScratchDirectory()
+        let vocabulary = ResumeFixture.corpus.vocabulary
+        let model = try RNNLanguageModel(
+            configuration: .init(vocabularySize: vocabulary.count, embeddingSize: 5, hiddenSize: 6), seed: 3)
+        var options = ResumeFixture.options(.init(name: "", truncation: 2, stops: []))
+        options.epochs = nil  // resolved by the trainer
+        let adam = Adam(learningRate: 0.02, beta1: 0.8, weightDecay: 0.01)
+        let trainer = Trainer(model: model, optimizer: adam, options: options)
+        #expect(model.truncation == 2, "the trainer sets the model's truncation from its options")
+        #expect(trainer.epochCount == TrainingSettings.defaultEpochs(builtInCorpus: false))
+        let settings = try #require(trainer.settings)
+        #expect(settings.model == ModelSettings(cell: .rnn, layers: 1, embeddingSize: 5, hiddenSize: 6))
+        #expect(settings.optimizer == OptimizerSettings(kind: .adam, learningRate: 0.02, beta1: 0.8, weightDecay: 0.01))
+        try trainer.train(on: ResumeFixture.corpus.train, validation: ResumeFixture.corpus.valid, shouldStop: { trainer.step == 12 })
+        let url = scratch.file("run.safetensors")
+        try trainer.saveTrainingState(to: url, vocabulary: vocabulary)
+        let resumed = try Trainer(resumingFrom: url)
+        #expect(resumed.settings == settings)
+        let resumedAdam = try #require(resumed.optimizer as? Adam)
+        #expect(resumedAdam.beta1 == 0.8 && resumedAdam.weightDecay == 0.01 && resumedAdam.stepCount == 12)
     }
 }

@@ -1,0 +1,114 @@
+// The option groups of `rnncore train`, one per part of the settings record (TrainingSettings). Every default is
+// read from the record, so the command line and the library cannot disagree.
+
+import ArgumentParser
+import RNNCore
+
+/// The model's architecture: `ModelSettings`.
+struct ModelOptions: ParsableArguments {
+    private static let defaults = ModelSettings()
+
+    @Option(parsing: .unconditional, help: "Embedding size D.") var embed: Int = defaults.embeddingSize
+    @Option(help: "Token inputs: embedding (trained table of size --embed) or one-hot (size V; small vocabularies such as --level char).")
+    var input: InputEncoding = defaults.input
+    @Option(parsing: .unconditional, help: "Hidden size H.") var hidden: Int = defaults.hiddenSize
+    @Option(help: ArgumentHelp("Recurrent cell: \(CellSpecification.helpList)."))
+    var cell: CellKind = defaults.cell
+    @Option(parsing: .unconditional, help: "Number of stacked recurrent layers.") var layers: Int = defaults.layers
+    @Option(parsing: .unconditional, help: "Dropout probability on the embedding output, between layers and before the output layer (training only).")
+    var dropout: Float = defaults.dropout
+    @Flag(help: "Bidirectional layers (not for language models: the backward direction would see the next token).")
+    var bidirectional = false
+
+    func validate() throws {
+        for (name, value) in [("--embed", embed), ("--hidden", hidden), ("--layers", layers)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(value)")
+        }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must lie in [0, 1), got \(dropout)") }
+        if bidirectional {
+            throw ValidationError("""
+                --bidirectional does not apply to language models: a reverse-time layer reads the very tokens the \
+                model must predict. Bidirectional layers are available in the Swift API (RecurrentNetwork) for \
+                tagging and classification.
+                """)
+        }
+    }
+
+    /// The architecture these options give.
+    var settings: ModelSettings {
+        ModelSettings(cell: cell, layers: layers, embeddingSize: embed, hiddenSize: hidden, dropout: dropout,
+                      input: input)
+    }
+}
+
+/// How the model is trained: `TrainingOptions`.
+struct TrainingOptionsGroup: ParsableArguments {
+    private static let defaults = TrainingOptions()
+
+    @Option(parsing: .unconditional, help: "Batch size N (parallel streams).") var batch: Int = defaults.batchSize
+    @Option(parsing: .unconditional, help: "Truncated-BPTT window T.") var bptt: Int = defaults.bptt
+    @Option(name: .customLong("bptt-truncation"), parsing: .unconditional, help: "Backpropagate each output's error at most this many steps back inside a window of --bptt steps (0 = the whole window).")
+    var bpttTruncation: Int = defaults.truncation
+    @Option(parsing: .unconditional, help: ArgumentHelp("Epochs (default: \(TrainingSettings.defaultEpochs(builtInCorpus: false)) with --train, \(TrainingSettings.defaultEpochs(builtInCorpus: true)) on the built-in corpus)."))
+    var epochs: Int?
+    @Option(name: .customLong("lr-decay"), parsing: .unconditional, help: "Divide the learning rate by this after an epoch without validation improvement (1 = never).")
+    var lrDecay: Float = defaults.learningRateDecay
+    @Option(name: .customLong("lr-decay-start"), parsing: .unconditional, help: "From this epoch on, divide the learning rate by --lr-decay after every epoch, improved or not (Zaremba et al.'s schedule).")
+    var lrDecayStart: Int?
+    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this (0 = no clipping).")
+    var clip: Double = defaults.clipNorm ?? 0
+    @Flag(help: "Also report the training accuracy (next token predicted as the most likely one) of every epoch.")
+    var accuracy = defaults.measureAccuracy
+    @Flag(name: .customLong("skip-nonfinite"), help: "Skip (and count) updates whose loss or gradient norm is NaN or infinite instead of stopping.")
+    var skipNonFinite = defaults.skipNonFinite
+
+    func validate() throws {
+        for (name, value) in [("--batch", batch), ("--bptt", bptt)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(value)")
+        }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 (the whole window) or positive, got \(bpttTruncation)") }
+        if !(lrDecay >= 1 && lrDecay.isFinite) { throw ValidationError("--lr-decay must be a finite number of at least 1 (1 = never decay), got \(lrDecay)") }
+        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1, got \(lrDecayStart)") }
+        if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be a finite number, 0 (no clipping) or positive, got \(clip)") }
+    }
+
+    /// The training options these give (the epochs left nil when not given, for the settings to resolve; the
+    /// options the command line does not set at their defaults).
+    var options: TrainingOptions {
+        var options = TrainingOptions()
+        options.batchSize = batch
+        options.bptt = bptt
+        options.truncation = bpttTruncation
+        options.epochs = epochs
+        options.learningRateDecay = lrDecay
+        options.learningRateDecayStart = lrDecayStart
+        // --clip 0 is "no clipping", which the options spell nil.
+        options.clipNorm = clip > 0 ? clip : nil
+        options.measureAccuracy = accuracy
+        options.skipNonFinite = skipNonFinite
+        return options
+    }
+}
+
+/// The optimizer: `OptimizerSettings` (its Adam hyper-parameters at the record's defaults).
+struct OptimizerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: " or ")).", valueName: "optimizer"))
+    var optimizer: OptimizerKind = OptimizerSettings().kind
+    @Option(parsing: .unconditional, help: ArgumentHelp("Learning rate (default: \(OptimizerKind.allCases.map { "\(OptimizerSettings.defaultLearningRate(for: $0)) for \($0.rawValue)" }.joined(separator: ", ")))."))
+    var lr: Float?
+
+    func validate() throws {
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive finite number, got \(lr)") }
+    }
+
+    /// The optimizer settings these give (the learning rate left nil when not given, for the settings to resolve).
+    var settings: OptimizerSettings {
+        var settings = OptimizerSettings()
+        settings.kind = optimizer
+        settings.learningRate = lr
+        return settings
+    }
+}
+
+extension OptimizerKind: ExpressibleByArgument {}
