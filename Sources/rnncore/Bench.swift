@@ -21,7 +21,8 @@ struct Bench: ParsableCommand {
         """)
 
     @Option(name: .customLong("config"),
-            help: "BOOK, W100, W650, C512, L200, L650 or G650; repeat for several (default: all but L650 and G650, the slowest).")
+            help: ArgumentHelp("BOOK, W100, W650, C512, L200, L650 or G650; repeat for several (default: all but "
+                               + "L650 and G650, the slowest)."))
     var configs: [BenchConfig] = BenchConfig.defaults
     @Option(parsing: .unconditional, help: "Timed steps per measurement.") var steps: Int = 20
     @Option(parsing: .unconditional, help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
