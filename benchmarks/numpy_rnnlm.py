@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """numpy peer for `rnncore bench`: the textbook SimpleRnnlm, or for the LSTM
-configurations its Rnnlm with stacked TimeLSTM layers (LstmRnnlm), float32.
+configurations its Rnnlm with stacked TimeLSTM layers (LstmRnnlm), or for the
+GRU configuration the same with stacked TimeGRU layers (GruRnnlm), float32.
 
 Times, per step, with time.perf_counter:
   * a training step: forward + mean cross-entropy, backward, global-norm
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import peer_common as pc  # noqa: E402
-from textbook_layers import SGD, LstmRnnlm, SimpleRnnlm, clip_grads  # noqa: E402
+from textbook_layers import SGD, GruRnnlm, LstmRnnlm, SimpleRnnlm, clip_grads  # noqa: E402
 
 
 def blas_info():
@@ -88,30 +89,45 @@ class Batches:
         return xs, ts
 
 
-def run(args):
-    name = args.config
-    config = pc.CONFIGS[name]
-    V, D, H, N, T = config.V, config.D, config.H, config.N, config.T
-
+def build_model(config, seed):
+    """The textbook model of a configuration, float32, textbook initialisation."""
+    V, D, H = config.V, config.D, config.H
     if config.cell == "lstm":
-        model = LstmRnnlm(V, D, H, layers=config.layers, seed=args.seed)
-    else:
-        assert config.layers == 1, "SimpleRnnlm has one RNN layer"
-        model = SimpleRnnlm(V, D, H, seed=args.seed)
-    optimizer = SGD(lr=pc.LEARNING_RATE)
-    batches = Batches(pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+        return LstmRnnlm(V, D, H, layers=config.layers, seed=seed)
+    if config.cell == "gru":
+        return GruRnnlm(V, D, H, layers=config.layers, seed=seed)
+    assert config.cell == "rnn" and config.layers == 1, "SimpleRnnlm has one tanh RNN layer"
+    return SimpleRnnlm(V, D, H, seed=seed)
 
-    state = {"loss": float("nan")}
+
+def make_steps(model):
+    """(train_step, forward_step, state): a training step (forward + loss, backward, clipping, SGD) and a
+    forward-only step on one batch (xs, ts); state["loss"] is the last training loss, state["grad_norm"] its
+    gradients' global norm before clipping."""
+    optimizer = SGD(lr=pc.LEARNING_RATE)
+    state = {"loss": float("nan"), "grad_norm": float("nan")}
 
     def train_step(xs, ts):
         loss = model.forward(xs, ts)
         model.backward()
-        clip_grads(model.grads, pc.CLIP_NORM)
+        state["grad_norm"] = clip_grads(model.grads, pc.CLIP_NORM)
         optimizer.update(model.params, model.grads)
         state["loss"] = float(loss)
 
     def forward_step(xs, ts):
         return model.forward(xs, ts)
+
+    return train_step, forward_step, state
+
+
+def run(args):
+    name = args.config
+    config = pc.CONFIGS[name]
+    V, N, T = config.V, config.N, config.T
+
+    model = build_model(config, args.seed)
+    batches = Batches(pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+    train_step, forward_step, state = make_steps(model)
 
     train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
 

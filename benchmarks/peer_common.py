@@ -14,8 +14,8 @@ import random
 import statistics
 import time
 
-# A configuration: sizes V, D, H, N, T, the recurrent cell ("rnn": tanh, or "lstm") and the number of stacked
-# recurrent layers.
+# A configuration: sizes V, D, H, N, T, the recurrent cell ("rnn": tanh, "lstm" or "gru") and the number of
+# stacked recurrent layers.
 Config = collections.namedtuple("Config", "V D H N T cell layers", defaults=("rnn", 1))
 
 CONFIGS = {
@@ -26,7 +26,12 @@ CONFIGS = {
     # Zaremba et al.'s "small" and "medium" PTB LSTM language models (without their dropout)
     "L200": Config(10000, 200, 200, 20, 20, "lstm", 2),
     "L650": Config(10000, 650, 650, 20, 35, "lstm", 2),
+    # L650 with GRU layers (torch.nn.GRU's variant)
+    "G650": Config(10000, 650, 650, 20, 35, "gru", 2),
 }
+
+# G, the pre-activation width of a recurrent layer, in units of H.
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 CLIP_NORM = 0.25
 LEARNING_RATE = 0.1

@@ -4,25 +4,37 @@
   python3 benchmarks/test_peers.py
 
 * the textbook layers' analytic gradients match central differences (float64,
-  tiny model, non-zero carried hidden state), for SimpleRnnlm and for the
-  2-layer LstmRnnlm (non-zero carried h and c in both layers);
+  tiny model, non-zero carried hidden state), for SimpleRnnlm, for the
+  2-layer LstmRnnlm (non-zero carried h and c in both layers) and for the
+  2-layer GruRnnlm (non-zero carried h in both layers, non-zero biases);
 * if torch is importable: a stack of two numpy TimeLSTMs computes what
   torch.nn.LSTM(num_layers=2, batch_first=True) computes from the same weights
   and initial states (outputs, final states, weight and input gradients,
-  float64);
+  float64), and two TimeGRUs what torch.nn.GRU(num_layers=2) computes;
+* if torch is importable: the two peers' GRU language models (numpy_rnnlm's
+  and torch_rnnlm's, built by their own build_model and make_steps) given the
+  same weights give the same losses over three training steps (carried state,
+  clipping, SGD) and a forward-only step, in float64 (1e-10) and float32
+  (1e-5), at a tiny size;
 * global-norm clipping and SGD behave as specified;
-* a float32 model stays float32 through a training step;
+* a float32 model (SimpleRnnlm, LstmRnnlm, GruRnnlm) stays float32 through a
+  training step;
 * the loss decreases over 20 SGD steps on a tiny repeating sequence;
 * numpy_rnnlm.py --config BOOK --steps 2 --warmup 1 --json prints exactly one
   JSON object with the required keys;
 * torch_rnnlm.py --config BOOK --steps 2 --warmup 1 --json either does the
   same or reports "skipped";
 * both peers do the same for the 2-layer LSTM configuration L200
-  (--steps 1 --warmup 0).
+  (--steps 1 --warmup 0);
+* both peers' main() prints the same JSON for a tiny 2-layer GRU configuration
+  registered in-process (G650 itself takes seconds per numpy step), and G650
+  is L650 with GRU layers.
 
 Exits non-zero on failure.
 """
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -35,7 +47,10 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from textbook_layers import SGD, LstmRnnlm, SimpleRnnlm, TimeLSTM, clip_grads  # noqa: E402
+import numpy_rnnlm  # noqa: E402
+import peer_common as pc  # noqa: E402
+import torch_rnnlm  # noqa: E402
+from textbook_layers import SGD, GruRnnlm, LstmRnnlm, SimpleRnnlm, TimeGRU, TimeLSTM, clip_grads  # noqa: E402
 
 REQUIRED_KEYS = {
     "impl", "config", "V", "D", "H", "N", "T", "cell", "layers", "train_step_ms", "forward_ms",
@@ -114,6 +129,26 @@ class GradientCheck(unittest.TestCase):
             ["affine.W", "affine.b"]
         self.check(model, names, set_carried_state, V, N, T)
 
+    def test_gru_central_differences_float64(self):
+        V, D, H, N, T = 7, 4, 5, 2, 3
+        model = GruRnnlm(V, D, H, layers=2, seed=1).astype(np.float64)
+
+        def set_carried_state(rng):
+            states = [0.5 * np.tanh(rng.randn(N, H)) for _ in model.gru_layers]
+            return lambda: [layer.set_state(h.copy()) for layer, h in zip(model.gru_layers, states)]
+
+        names = ["embed.W"] + ["gru%d.%s" % (l, w) for l in range(2) for w in ("Wx", "Wh", "bx", "bh")] + \
+            ["affine.W", "affine.b"]
+        self.check(model, names, set_carried_state, V, N, T)
+
+
+def import_torch(test):
+    try:
+        import torch
+    except Exception as e:  # not installed, or installed but broken
+        test.skipTest("torch not importable: %s" % e)
+    return torch
+
 
 class LstmAgainstTorch(unittest.TestCase):
     """Two stacked numpy TimeLSTMs against torch.nn.LSTM(num_layers=2, batch_first=True), float64."""
@@ -166,6 +201,107 @@ class LstmAgainstTorch(unittest.TestCase):
             close(db, getattr(lstm, "bias_ih_l%d" % l).grad, "db[%d]" % l)
             close(db, getattr(lstm, "bias_hh_l%d" % l).grad, "db[%d] (bias_hh)" % l)
         close(dxs, txs.grad, "dxs")
+
+
+class GruAgainstTorch(unittest.TestCase):
+    """Two stacked numpy TimeGRUs against torch.nn.GRU(num_layers=2, batch_first=True), and the two peers' GRU
+    language models against each other."""
+
+    def test_matches_torch_gru(self):
+        torch = import_torch(self)
+        N, T, D, H, L = 3, 4, 6, 5, 2
+        rng = np.random.RandomState(5)
+        xs = rng.randn(N, T, D)
+        h0 = 0.5 * rng.randn(L, N, H)
+        weights = [(rng.randn(D if l == 0 else H, 3 * H) * 0.4, rng.randn(H, 3 * H) * 0.4,
+                    rng.randn(3 * H) * 0.2, rng.randn(3 * H) * 0.2) for l in range(L)]
+        R = rng.randn(N, T, H)  # loss = sum(R * hs) of the top layer + sum(S * h_n)
+        S = rng.randn(L, N, H)
+
+        layers = [TimeGRU(*(w.copy() for w in ws), stateful=True) for ws in weights]
+        out = xs
+        for l, layer in enumerate(layers):
+            layer.set_state(h0[l].copy())
+            out = layer.forward(out)
+        hs = out
+        # the final states' gradient S enters each layer's last step: run the backward by hand for the top layer's
+        # dhs plus S at t = T-1 of every layer (a lower layer's last output is the upper one's last input, so S[l]
+        # adds to the gradient that flows down into it at the last step)
+        dout = R.copy()
+        for l in reversed(range(L)):
+            dout[:, -1, :] += S[l]
+            dout = layers[l].backward(dout)
+        dxs = dout
+
+        gru = torch.nn.GRU(D, H, num_layers=L, batch_first=True).double()
+        with torch.no_grad():
+            for l, (Wx, Wh, bx, bh) in enumerate(weights):
+                getattr(gru, "weight_ih_l%d" % l).copy_(torch.from_numpy(Wx.T))
+                getattr(gru, "weight_hh_l%d" % l).copy_(torch.from_numpy(Wh.T))
+                getattr(gru, "bias_ih_l%d" % l).copy_(torch.from_numpy(bx))
+                getattr(gru, "bias_hh_l%d" % l).copy_(torch.from_numpy(bh))
+        txs = torch.from_numpy(xs).requires_grad_(True)
+        ths, thn = gru(txs, torch.from_numpy(h0))
+        ((ths * torch.from_numpy(R)).sum() + (thn * torch.from_numpy(S)).sum()).backward()
+
+        def close(a, b, what):
+            np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=what)
+
+        close(hs, ths, "outputs")
+        for l, layer in enumerate(layers):
+            close(layer.h, thn[l], "h_n[%d]" % l)
+            dWx, dWh, dbx, dbh = layer.grads
+            close(dWx.T, getattr(gru, "weight_ih_l%d" % l).grad, "dWx[%d]" % l)
+            close(dWh.T, getattr(gru, "weight_hh_l%d" % l).grad, "dWh[%d]" % l)
+            close(dbx, getattr(gru, "bias_ih_l%d" % l).grad, "dbx[%d]" % l)
+            close(dbh, getattr(gru, "bias_hh_l%d" % l).grad, "dbh[%d]" % l)
+        close(dxs, txs.grad, "dxs")
+
+    def peers_losses(self, torch, dtype, tolerance):
+        """Both peers' GRU models with the numpy peer's weights: the losses of three training steps and a
+        forward-only step on the same batches."""
+        config = pc.Config(11, 6, 5, 3, 4, "gru", 2)
+        model = numpy_rnnlm.build_model(config, seed=3).astype(dtype)
+        rng = np.random.RandomState(6)
+        for p in model.params:  # non-zero biases (both of them), weights a little off the initialisation
+            p += (0.1 * rng.randn(*p.shape)).astype(dtype)
+        tmodel = torch_rnnlm.build_model(torch, config, seed=3).to(torch.float64 if dtype == np.float64
+                                                                  else torch.float32)
+        embed, *grus, affine_W, affine_b = [p.copy() for p in model.params]
+        with torch.no_grad():
+            tmodel.embed.weight.copy_(torch.from_numpy(embed))
+            for l in range(config.layers):
+                Wx, Wh, bx, bh = grus[4 * l:4 * l + 4]
+                getattr(tmodel.rnn, "weight_ih_l%d" % l).copy_(torch.from_numpy(Wx.T.copy()))
+                getattr(tmodel.rnn, "weight_hh_l%d" % l).copy_(torch.from_numpy(Wh.T.copy()))
+                getattr(tmodel.rnn, "bias_ih_l%d" % l).copy_(torch.from_numpy(bx))
+                getattr(tmodel.rnn, "bias_hh_l%d" % l).copy_(torch.from_numpy(bh))
+            tmodel.affine.weight.copy_(torch.from_numpy(affine_W.T.copy()))
+            tmodel.affine.bias.copy_(torch.from_numpy(affine_b))
+
+        train, forward, state = numpy_rnnlm.make_steps(model)
+        ttrain, tforward, tstate = torch_rnnlm.make_steps(torch, tmodel, config)
+        batches = numpy_rnnlm.Batches(pc.make_corpus(config.V, 200, 7), config.N, config.T)
+        norms = []
+        for step in range(3):
+            xs, ts = batches.next()
+            train(xs, ts)
+            norms.append(float(state["grad_norm"]))
+            ttrain(torch.from_numpy(xs), torch.from_numpy(ts))
+            self.assertTrue(math.isfinite(state["loss"]))
+            self.assertAlmostEqual(state["loss"], tstate["loss"], delta=tolerance * abs(state["loss"]),
+                                   msg="training step %d" % step)
+        xs, ts = batches.next()
+        loss, tloss = float(forward(xs, ts)), tforward(torch.from_numpy(xs), torch.from_numpy(ts))
+        self.assertAlmostEqual(loss, tloss, delta=tolerance * abs(loss), msg="forward-only step")
+        # the steps clipped (the norm of the gradients before clipping exceeded 0.25), so clipping was compared
+        self.assertGreater(min(norms), pc.CLIP_NORM, norms)
+
+    def test_peers_agree_on_the_loss_float64(self):
+        self.peers_losses(import_torch(self), np.float64, 1e-10)
+
+    def test_peers_agree_on_the_loss_float32(self):
+        self.peers_losses(import_torch(self), np.float32, 1e-5)
 
 
 class ClipAndSGD(unittest.TestCase):
@@ -225,6 +361,23 @@ class Float32AndTraining(unittest.TestCase):
             self.assertEqual(layer.h.dtype, np.float32)
             self.assertEqual(layer.c.dtype, np.float32)
 
+    def test_gru_float32_everywhere(self):
+        V, D, H, N, T = 11, 6, 8, 3, 4
+        model = GruRnnlm(V, D, H, layers=2, seed=0)
+        rng = np.random.RandomState(0)
+        xs = rng.randint(0, V, size=(N, T))
+        ts = rng.randint(0, V, size=(N, T))
+        for _ in range(2):  # second step uses the carried states
+            model.forward(xs, ts)
+            model.backward()
+            clip_grads(model.grads, 0.25)
+            SGD(0.1).update(model.params, model.grads)
+        for p, g in zip(model.params, model.grads):
+            self.assertEqual(p.dtype, np.float32)
+            self.assertEqual(g.dtype, np.float32)
+        for layer in model.gru_layers:
+            self.assertEqual(layer.h.dtype, np.float32)
+
     def test_loss_decreases_on_repeating_sequence(self):
         V, D, H, N, T = 5, 8, 8, 2, 4
         model = tiny_model(V, D, H, seed=3)
@@ -255,6 +408,7 @@ class Float32AndTraining(unittest.TestCase):
 PEER_RUNS = {
     "BOOK": (10000, 100, 100, 10, 5, "rnn", 1, 2, 1),
     "L200": (10000, 200, 200, 20, 20, "lstm", 2, 1, 0),
+    "GTINY": (97, 8, 8, 4, 5, "gru", 2, 2, 1),  # registered in-process only (PeerScripts.tiny_gru_json)
 }
 
 
@@ -326,6 +480,36 @@ class PeerScripts(unittest.TestCase):
 
     def test_torch_peer_lstm_json_or_skipped(self):
         self.check_torch_peer("L200")
+
+    def tiny_gru_json(self, module):
+        """main() of a peer module on the in-process configuration GTINY, its stdout parsed as one JSON object."""
+        V, D, H, N, T, cell, layers, steps, warmup = PEER_RUNS["GTINY"]
+        pc.CONFIGS["GTINY"] = pc.Config(V, D, H, N, T, cell, layers)
+        try:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = module.main(["--config", "gtiny", "--steps", str(steps), "--warmup", str(warmup), "--json"])
+        finally:
+            del pc.CONFIGS["GTINY"]
+        self.assertEqual(rc, 0)
+        return json.loads(out.getvalue())
+
+    def test_numpy_peer_gru_json(self):
+        obj = self.tiny_gru_json(numpy_rnnlm)
+        check_result(self, obj, "numpy-textbook", "GTINY")
+        self.assertEqual(obj.get("dtype"), "float32")
+
+    def test_torch_peer_gru_json_or_skipped(self):
+        obj = self.tiny_gru_json(torch_rnnlm)
+        if "skipped" in obj:
+            self.assertIn("pip install torch", obj["skipped"])
+        else:
+            check_result(self, obj, "pytorch", "GTINY")
+            self.assertEqual(obj.get("dtype"), "float32")
+
+    def test_g650_is_l650_with_gru_layers(self):
+        self.assertEqual(pc.CONFIGS["G650"], pc.CONFIGS["L650"]._replace(cell="gru"))
+        self.assertEqual(pc.parse_args("", ["--config", "g650"]).config, "G650")
 
 
 if __name__ == "__main__":

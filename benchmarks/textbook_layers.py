@@ -2,9 +2,9 @@
 
 These follow the well-known semantics of the layers in "Deep Learning from
 Scratch 2" (Embedding / TimeEmbedding, RNN / TimeRNN, LSTM / TimeLSTM,
-TimeAffine, TimeSoftmaxWithLoss, SimpleRnnlm, a stacked LSTM language model,
-SGD, clip_grads).  They were written for
-RNNCore's benchmark suite from those semantics; they are intentionally *not*
+GRU / TimeGRU in PyTorch's variant, TimeAffine, TimeSoftmaxWithLoss,
+SimpleRnnlm, stacked LSTM and GRU language models, SGD, clip_grads).  They
+were written for RNNCore's benchmark suite from those semantics; they are intentionally *not*
 optimised: like the textbook they create one layer object per time step,
 allocate per-step gradient buffers, scatter embedding gradients with
 ``np.add.at`` and keep everything in float32.
@@ -148,6 +148,65 @@ class LSTM:
         dh_prev = np.dot(dA, Wh.T)
 
         return dx, dh_prev, dc_prev
+
+
+class GRU:
+    """One GRU step as torch.nn.GRU computes it, gates r, z, n in one fused affine per input, with two biases
+    (PyTorch's bias_ih and bias_hh; the second one's n part sits inside the reset gate):
+
+        A = x @ Wx + bx,  U = h_prev @ Wh + bh      Wx (D, 3H), Wh (H, 3H), bx (3H), bh (3H)
+        r = sigmoid(A_r + U_r);  z = sigmoid(A_z + U_z);  n = tanh(A_n + r * U_n)
+        h_next = (1 - z) * n + z * h_prev
+
+    (The textbook's appendix GRU has one bias, applies r to h_prev before the product with Wh and lets z weight
+    the new candidate rather than h_prev; this is PyTorch's variant, which RNNCore implements.)
+    """
+
+    def __init__(self, Wx, Wh, bx, bh):
+        self.params = [Wx, Wh, bx, bh]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(bx), np.zeros_like(bh)]
+        self.cache = None
+
+    def forward(self, x, h_prev):
+        Wx, Wh, bx, bh = self.params
+        H = Wh.shape[0]
+
+        A = np.dot(x, Wx) + bx
+        U = np.dot(h_prev, Wh) + bh
+
+        r = sigmoid(A[:, :H] + U[:, :H])
+        z = sigmoid(A[:, H:2 * H] + U[:, H:2 * H])
+        u_n = U[:, 2 * H:]
+        n = np.tanh(A[:, 2 * H:] + r * u_n)
+        h_next = (1 - z) * n + z * h_prev
+
+        self.cache = (x, h_prev, r, z, n, u_n)
+        return h_next
+
+    def backward(self, dh_next):
+        Wx, Wh, bx, bh = self.params
+        x, h_prev, r, z, n, u_n = self.cache
+
+        dn = dh_next * (1 - z)
+        dz = dh_next * (h_prev - n)
+        dh_prev = dh_next * z
+
+        dan = dn * (1 - n ** 2)
+        dr = dan * u_n
+        dar = dr * r * (1 - r)
+        daz = dz * z * (1 - z)
+
+        dA = np.hstack((dar, daz, dan))
+        dU = np.hstack((dar, daz, dan * r))
+
+        self.grads[0][...] = np.dot(x.T, dA)
+        self.grads[1][...] = np.dot(h_prev.T, dU)
+        self.grads[2][...] = dA.sum(axis=0)
+        self.grads[3][...] = dU.sum(axis=0)
+
+        dx = np.dot(dA, Wx.T)
+        dh_prev += np.dot(dU, Wh.T)
+        return dx, dh_prev
 
 
 # ---------------------------------------------------------------------------
@@ -296,6 +355,63 @@ class TimeLSTM:
         for t in reversed(range(T)):
             layer = self.layers[t]
             dx, dh, dc = layer.backward(dhs[:, t, :] + dh, dc)
+            dxs[:, t, :] = dx
+            for i, grad in enumerate(layer.grads):
+                grads[i] += grad
+
+        for i, grad in enumerate(grads):
+            self.grads[i][...] = grad
+        self.dh = dh
+        return dxs
+
+
+class TimeGRU:
+    """T GRU steps sharing (Wx, Wh, bx, bh); stateful=True carries h over to the next forward call (truncated
+    BPTT, as TimeRNN)."""
+
+    def __init__(self, Wx, Wh, bx, bh, stateful=False):
+        self.params = [Wx, Wh, bx, bh]
+        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(bx), np.zeros_like(bh)]
+        self.layers = None
+        self.h = None
+        self.dh = None
+        self.stateful = stateful
+
+    def set_state(self, h):
+        self.h = h
+
+    def reset_state(self):
+        self.h = None
+
+    def forward(self, xs):
+        Wx, Wh, bx, bh = self.params
+        N, T, D = xs.shape
+        H = Wh.shape[0]
+
+        self.layers = []
+        hs = np.empty((N, T, H), dtype=Wx.dtype)
+
+        if not self.stateful or self.h is None:
+            self.h = np.zeros((N, H), dtype=Wx.dtype)
+
+        for t in range(T):
+            layer = GRU(*self.params)
+            self.h = layer.forward(xs[:, t, :], self.h)
+            hs[:, t, :] = self.h
+            self.layers.append(layer)
+        return hs
+
+    def backward(self, dhs):
+        Wx, Wh, bx, bh = self.params
+        N, T, H = dhs.shape
+        D = Wx.shape[0]
+
+        dxs = np.empty((N, T, D), dtype=dhs.dtype)
+        dh = 0
+        grads = [0, 0, 0, 0]
+        for t in reversed(range(T)):
+            layer = self.layers[t]
+            dx, dh = layer.backward(dhs[:, t, :] + dh)
             dxs[:, t, :] = dx
             for i, grad in enumerate(layer.grads):
                 grads[i] += grad
@@ -504,6 +620,38 @@ class LstmRnnlm(TimeLayerLm):
 
     def reset_state(self):
         for layer in self.lstm_layers:
+            layer.reset_state()
+
+
+class GruRnnlm(TimeLayerLm):
+    """TimeEmbedding -> L x TimeGRU(stateful) -> TimeAffine -> TimeSoftmaxWithLoss: LstmRnnlm with GRU layers.
+    Textbook initialisation (float32):
+      embed W  ~ randn(V, D) / 100
+      gru Wx   ~ randn(D_l, 3H) / sqrt(D_l)   (D_0 = D, D_l = H above)
+      gru Wh   ~ randn(H, 3H) / sqrt(H)
+      gru bx   = 0, gru bh = 0
+      affine W ~ randn(H, V) / sqrt(H)
+      affine b = 0
+    """
+
+    def __init__(self, vocab_size, wordvec_size, hidden_size, layers=2, seed=None):
+        V, D, H = vocab_size, wordvec_size, hidden_size
+        rn = np.random.RandomState(seed).randn if seed is not None else np.random.randn
+
+        self.layers = [TimeEmbedding((rn(V, D) / 100).astype('f'))]
+        for l in range(layers):
+            D_l = D if l == 0 else H
+            gru_Wx = (rn(D_l, 3 * H) / np.sqrt(D_l)).astype('f')
+            gru_Wh = (rn(H, 3 * H) / np.sqrt(H)).astype('f')
+            self.layers.append(TimeGRU(gru_Wx, gru_Wh, np.zeros(3 * H).astype('f'), np.zeros(3 * H).astype('f'),
+                                       stateful=True))
+        self.layers.append(TimeAffine((rn(H, V) / np.sqrt(H)).astype('f'), np.zeros(V).astype('f')))
+        self.loss_layer = TimeSoftmaxWithLoss()
+        self.gru_layers = self.layers[1:-1]
+        self._collect()
+
+    def reset_state(self):
+        for layer in self.gru_layers:
             layer.reset_state()
 
 

@@ -3,7 +3,8 @@
 
 Same model, data, command line and JSON as numpy_rnnlm.py, built from
 nn.Embedding -> nn.RNN(tanh, one layer, batch_first=True) -- or, for the LSTM
-configurations, nn.LSTM(num_layers=L, batch_first=True) -- -> nn.Linear and
+configurations, nn.LSTM(num_layers=L, batch_first=True), for the GRU one
+nn.GRU(num_layers=L, batch_first=True) -- -> nn.Linear and
 F.cross_entropy (mean over N*T), float32 on the CPU.  The hidden state (the
 (h, c) pair for the LSTM) is carried from window to window and detached
 (truncated BPTT).
@@ -13,10 +14,11 @@ Timed per step with time.perf_counter:
     torch.nn.utils.clip_grad_norm_(0.25), torch.optim.SGD(lr=0.1).step();
   * forward-only step: forward + loss under torch.no_grad().
 
-Parameters get the textbook initialisation (see textbook_layers.SimpleRnnlm
-and LstmRnnlm, RNNCore's too) so that losses are comparable: every weight
-N(0, 1/fan_in), the embedding N(0, 0.01^2), biases zero -- including the
-second bias (bias_hh) that nn.RNN / nn.LSTM add to bias_ih.
+Parameters get the textbook initialisation (see textbook_layers.SimpleRnnlm,
+LstmRnnlm and GruRnnlm, RNNCore's too) so that losses are comparable: every
+weight N(0, 1/fan_in), the embedding N(0, 0.01^2), biases zero -- including the
+second bias (bias_hh) that nn.RNN / nn.LSTM add to bias_ih (the GRU's
+bias_hh is a parameter of its own in GruRnnlm and RNNCore too).
 
 If torch cannot be imported the script reports "skipped" and exits 0.
 Install the CPU build with:
@@ -61,14 +63,16 @@ def torch_blas_info(torch):
 def build_model(torch, config, seed):
     nn = torch.nn
     V, D, H, L = config.V, config.D, config.H, config.layers
-    lstm = config.cell == "lstm"
+    cell = config.cell
 
     class RnnLM(nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = nn.Embedding(V, D)
-            if lstm:
+            if cell == "lstm":
                 self.rnn = nn.LSTM(D, H, num_layers=L, batch_first=True)
+            elif cell == "gru":
+                self.rnn = nn.GRU(D, H, num_layers=L, batch_first=True)
             else:
                 self.rnn = nn.RNN(D, H, num_layers=L, nonlinearity="tanh", batch_first=True)
             self.affine = nn.Linear(H, V)
@@ -80,8 +84,9 @@ def build_model(torch, config, seed):
 
     torch.manual_seed(seed)
     model = RnnLM()
-    # textbook initialisation (torch stores W_ih as (G, D_l), Linear.weight as (V, H); G = 4H for the LSTM)
-    G = 4 * H if lstm else H
+    # textbook initialisation (torch stores W_ih as (G, D_l), Linear.weight as (V, H); G = 4H for the LSTM, 3H
+    # for the GRU)
+    G = pc.GATES[cell] * H
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.embed.weight.copy_(torch.randn(V, D, generator=g) / 100)
@@ -122,20 +127,17 @@ class Batches:
         return xs, ts
 
 
-def run(torch, args):
+def make_steps(torch, model, config):
+    """(train_step, forward_step, state): a training step (zero_grad, forward + loss, backward, clipping, SGD) and
+    a forward-only step on one batch (xs, ts), carrying state["h"] from call to call (zeros at first, in the
+    parameters' dtype); state["loss"] is the last training loss."""
     import torch.nn.functional as F
 
-    name = args.config
-    config = pc.CONFIGS[name]
-    V, H, N, T = config.V, config.H, config.N, config.T
-
-    model = build_model(torch, config, args.seed)
+    V, H, N = config.V, config.H, config.N
     model.train()
     params = list(model.parameters())
     optimizer = torch.optim.SGD(params, lr=pc.LEARNING_RATE)
-    batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
-
-    h0 = torch.zeros(config.layers, N, H, dtype=torch.float32)
+    h0 = torch.zeros(config.layers, N, H, dtype=params[0].dtype)
     state = {"h": (h0, h0.clone()) if config.cell == "lstm" else h0, "loss": float("nan")}
 
     def train_step(xs, ts):
@@ -154,6 +156,18 @@ def run(torch, args):
             loss = F.cross_entropy(logits.reshape(-1, V), ts.reshape(-1))
             state["h"] = h_n
             return loss.item()
+
+    return train_step, forward_step, state
+
+
+def run(torch, args):
+    name = args.config
+    config = pc.CONFIGS[name]
+    V, N, T = config.V, config.N, config.T
+
+    model = build_model(torch, config, args.seed)
+    batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+    train_step, forward_step, state = make_steps(torch, model, config)
 
     train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
 

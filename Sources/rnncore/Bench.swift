@@ -16,11 +16,13 @@ struct Bench: ParsableCommand {
         benchmarks/ (the textbook's numpy layers, PyTorch if installed) run the same configuration one after \
         another, and their ratios to RNNCore are printed. Configurations (V, D, H, N, T; one tanh RNN layer \
         unless named): BOOK 10000 100 100 10 5, W100 10000 100 100 20 35, W650 10000 650 650 20 35, \
-        C512 65 512 512 64 64, L200 10000 200 200 20 20 (2-layer LSTM), L650 10000 650 650 20 35 (2-layer LSTM).
+        C512 65 512 512 64 64, L200 10000 200 200 20 20 (2-layer LSTM), L650 10000 650 650 20 35 (2-layer LSTM), \
+        G650 10000 650 650 20 35 (2-layer GRU).
         """)
 
     @Option(name: .customLong("config"),
-            help: "BOOK, W100, W650, C512, L200 or L650; repeat for several (default: all but L650, the slowest).")
+            help: ArgumentHelp("BOOK, W100, W650, C512, L200, L650 or G650; repeat for several (default: all but "
+                               + "L650 and G650, the slowest)."))
     var configs: [BenchConfig] = BenchConfig.defaults
     @Option(parsing: .unconditional, help: "Timed steps per measurement.") var steps: Int = 20
     @Option(parsing: .unconditional, help: "Untimed warm-up steps before each measurement.") var warmup: Int = 3
@@ -117,10 +119,10 @@ struct Bench: ParsableCommand {
 
 /// The benchmark configurations.
 enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
-    case BOOK, W100, W650, C512, L200, L650
+    case BOOK, W100, W650, C512, L200, L650, G650
 
-    /// What `rnncore bench` runs without `--config`: every configuration but L650, the slowest (its numpy peer
-    /// dominates the run).
+    /// What `rnncore bench` runs without `--config`: every configuration but L650 and G650, the slowest (their
+    /// numpy peers dominate the run).
     static let defaults: [BenchConfig] = [.BOOK, .W100, .W650, .C512, .L200]
 
     init?(argument: String) { self.init(rawValue: argument.uppercased()) }
@@ -133,6 +135,7 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
         case .C512: (65, 512, 512, 64, 64, 4096)
         case .L200: (10000, 200, 200, 20, 20, 400)   // Zaremba et al.'s "small" PTB LSTM (without dropout)
         case .L650: (10000, 650, 650, 20, 35, 700)   // their "medium" one (without dropout)
+        case .G650: (10000, 650, 650, 20, 35, 700)   // the same with GRU layers
         }
     }
 
@@ -141,6 +144,7 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
         switch self {
         case .BOOK, .W100, .W650, .C512: .rnn
         case .L200, .L650: .lstm
+        case .G650: .gru
         }
     }
 
@@ -148,45 +152,37 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
     var layers: Int {
         switch self {
         case .BOOK, .W100, .W650, .C512: 1
-        case .L200, .L650: 2
+        case .L200, .L650, .G650: 2
         }
     }
 
-    /// G, the width of a recurrent layer's pre-activations: H for the tanh RNN, 4H for the LSTM's four gates.
-    private var gateWidth: Int { cell.specification.gateWidth(hiddenSize: sizes.H) }
+    /// The model: embedding, `layers` recurrent layers of `cell`, affine; no dropout.
+    var modelConfiguration: RNNLanguageModel.Configuration {
+        .init(vocabularySize: sizes.V, embeddingSize: sizes.D, hiddenSize: sizes.H, layers: layers, cell: cell)
+    }
 
     /// The input size of layer l: D for the first, H above it.
     private func inputSize(ofLayer l: Int) -> Int { l == 0 ? sizes.D : sizes.H }
 
     /// Bytes that training must hold: parameters, their gradients (SGD keeps no other state) and one window's
-    /// activations with their gradients.
-    ///
-    /// With G = H (RNN) or 4H (LSTM) and D_l = D for the first layer, H above it:
-    /// parameters = V·D + Σ_l (D_l·G + H·G + G) + H·V + V. Activations = 2·NT·D (embedding output and its
-    /// gradient) + NT·V (logits, whose gradient overwrites them) + per layer: 2·NT·H (outputs and their gradient)
-    /// plus, for the RNN, its backward workspace (2·NT·H + N·H), state and spare (2·N·H) and ∂h0 (N·H); for the
-    /// LSTM, the cell states (NT·H), the activated gates (NT·4H), its backward workspace (5·NT·H + 2·N·H), h and
-    /// c with their spares (4·N·H) and ∂h0, ∂c0 (2·N·H). No dropout in the benchmark, so no masks.
+    /// activations with their gradients, the recurrent kernels' caches and workspaces and the carried states, as
+    /// the model's own ``RNNLanguageModel/Configuration/trainingMemoryEstimate`` counts them for every cell (no
+    /// best-weights copy, no checkpoints, no validation window in the benchmark).
     var trainingBytes: Double {
-        let s = sizes
-        let (V, D, H, G, N, NT) = (Double(s.V), Double(s.D), Double(s.H), Double(gateWidth), Double(s.N), s.tokens)
-        var parameters = V * D + H * V + V
-        var activations = 2 * NT * D + NT * V
-        for l in 0..<layers {
-            parameters += Double(inputSize(ofLayer: l)) * G + H * G + G
-            activations += 2 * NT * H + (cell == .lstm
-                ? NT * H + NT * 4 * H + (5 * NT * H + 2 * N * H) + 4 * N * H + 2 * N * H
-                : (2 * NT * H + N * H) + 2 * N * H + N * H)
-        }
-        return 4 * (2 * parameters + activations)
+        let estimate = modelConfiguration.trainingMemoryEstimate(
+            batchSize: sizes.N, bptt: sizes.T, optimizerSlots: 0, keepsBestWeights: false, savesCheckpoints: false)
+        return Double(estimate.totalBytes)
     }
 
     /// Multiply-add FLOPs of one forward pass: every layer's input projection and recurrence, and the output
-    /// projection, 2·NT·(Σ_l (D_l·G + H·G) + H·V) with G and D_l as in ``trainingBytes`` (the element-wise
-    /// gate and softmax work is not counted). A training step counts 3× this (backward: two GEMMs per forward one).
+    /// projection, 2·NT·(Σ_l (D_l·G + H·G) + H·V) with G = gates·H from the cell table (1, 4 or 3 gate blocks for
+    /// the RNN, LSTM and GRU) and D_l = D for the first layer, H above it (the element-wise gate and softmax work
+    /// is not counted). A training step counts 3× this (backward: two GEMMs per forward one).
     var forwardFLOPs: Double {
         let s = sizes
-        let recurrent = (0..<layers).reduce(0) { $0 + (inputSize(ofLayer: $1) + s.H) * gateWidth }
+        let recurrent = (0..<layers).reduce(0) {
+            $0 + cell.specification.forwardMultiplyAdds(inputSize: inputSize(ofLayer: $1), hiddenSize: s.H)
+        }
         return 2 * s.tokens * Double(recurrent + s.H * s.V)
     }
 }
@@ -234,10 +230,7 @@ struct BenchRunner {
 
     func run() throws -> Result {
         let s = config.sizes
-        let model = try RNNLanguageModel(
-            configuration: .init(vocabularySize: s.V, embeddingSize: s.D, hiddenSize: s.H, layers: config.layers,
-                                 cell: config.cell),
-            seed: 1)
+        let model = try RNNLanguageModel(configuration: config.modelConfiguration, seed: 1)
         var rng = Xoshiro256StarStar(seed: 7)
         let count = s.N * s.T
         let ids = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
