@@ -1,5 +1,6 @@
 // The option groups of `rnncore train`, one per part of the settings record (TrainingSettings). Every default is
-// read from the record, so the command line and the library cannot disagree.
+// read from the record, and every range check is the record's own (reported under the option's name), so the
+// command line and the library cannot disagree.
 
 import ArgumentParser
 import RNNCore
@@ -21,10 +22,10 @@ struct ModelOptions: ParsableArguments {
     var bidirectional = false
 
     func validate() throws {
-        for (name, value) in [("--embed", embed), ("--hidden", hidden), ("--layers", layers)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value)")
+        if let problem = settings.firstProblem {
+            throw ValidationError(optionName: ["embeddingSize": "--embed", "hiddenSize": "--hidden", "layers": "--layers",
+                                               "dropout": "--dropout"], problem)
         }
-        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must lie in [0, 1), got \(dropout)") }
         if bidirectional {
             throw ValidationError("""
                 --bidirectional does not apply to language models: a reverse-time layer reads the very tokens the \
@@ -63,14 +64,11 @@ struct TrainingOptionsGroup: ParsableArguments {
     var skipNonFinite = defaults.skipNonFinite
 
     func validate() throws {
-        for (name, value) in [("--batch", batch), ("--bptt", bptt)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, got \(value)")
+        if let problem = options.firstProblem {
+            throw ValidationError(optionName: ["batchSize": "--batch", "bptt": "--bptt", "epochs": "--epochs",
+                                               "truncation": "--bptt-truncation", "learningRateDecay": "--lr-decay",
+                                               "learningRateDecayStart": "--lr-decay-start", "clipNorm": "--clip"], problem)
         }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if bpttTruncation < 0 { throw ValidationError("--bptt-truncation must be 0 (the whole window) or positive, got \(bpttTruncation)") }
-        if !(lrDecay >= 1 && lrDecay.isFinite) { throw ValidationError("--lr-decay must be a finite number of at least 1 (1 = never decay), got \(lrDecay)") }
-        if let lrDecayStart, lrDecayStart < 1 { throw ValidationError("--lr-decay-start must be at least 1, got \(lrDecayStart)") }
-        if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be a finite number, 0 (no clipping) or positive, got \(clip)") }
     }
 
     /// The training options these give (the epochs left nil when not given, for the settings to resolve; the
@@ -83,8 +81,9 @@ struct TrainingOptionsGroup: ParsableArguments {
         options.epochs = epochs
         options.learningRateDecay = lrDecay
         options.learningRateDecayStart = lrDecayStart
-        // --clip 0 is "no clipping", which the options spell nil.
-        options.clipNorm = clip > 0 ? clip : nil
+        // --clip 0 is "no clipping", which the options spell nil (anything else, negative or NaN included, goes to
+        // the record, whose check refuses it).
+        options.clipNorm = clip == 0 ? nil : clip
         options.measureAccuracy = accuracy
         options.skipNonFinite = skipNonFinite
         return options
@@ -99,7 +98,7 @@ struct OptimizerOptions: ParsableArguments {
     var lr: Float?
 
     func validate() throws {
-        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive finite number, got \(lr)") }
+        if let problem = settings.firstProblem { throw ValidationError(optionName: ["learningRate": "--lr"], problem) }
     }
 
     /// The optimizer settings these give (the learning rate left nil when not given, for the settings to resolve).
@@ -112,3 +111,10 @@ struct OptimizerOptions: ParsableArguments {
 }
 
 extension OptimizerKind: ExpressibleByArgument {}
+
+extension ValidationError {
+    /// The record's complaint about a field, under the option that sets it: "--embed must be at least 1, got 0".
+    init(optionName: [String: String], _ problem: SettingsProblem) {
+        self.init("\(optionName[problem.field] ?? problem.field) \(problem.reason)")
+    }
+}

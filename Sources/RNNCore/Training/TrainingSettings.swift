@@ -101,6 +101,18 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     }
 }
 
+/// A field of the settings record that is out of range: its coding key (`batchSize`) and why
+/// (`must be at least 1, got 0`). The command line reports it under the option that sets the field.
+public struct SettingsProblem: Sendable, Equatable, CustomStringConvertible {
+    /// The field's coding key.
+    public var field: String
+    /// What is wrong, as the end of a sentence that starts with the field's name.
+    public var reason: String
+
+    /// "field reason".
+    public var description: String { "\(field) \(reason)" }
+}
+
 /// A model's architecture without its vocabulary size: the part of ``RNNLanguageModel/Configuration`` that a run
 /// chooses (the training text gives V).
 public struct ModelSettings: Codable, Sendable, Equatable {
@@ -146,6 +158,9 @@ public struct ModelSettings: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey { case cell, layers, embeddingSize, hiddenSize, dropout, input }
+
+    /// The first field out of range and why, or nil when every field is in range (decoding checks the same).
+    public var firstProblem: SettingsProblem? { problem.map { SettingsProblem(field: $0.key.stringValue, reason: $0.reason) } }
 
     /// The first field out of range and why.
     var problem: (key: CodingKeys, reason: String)? {
@@ -257,6 +272,9 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case kind, learningRate, beta1, beta2, epsilon, weightDecay }
 
+    /// The first field out of range and why, or nil when every field is in range (decoding checks the same).
+    public var firstProblem: SettingsProblem? { problem.map { SettingsProblem(field: $0.key.stringValue, reason: $0.reason) } }
+
     /// The first field out of range and why.
     var problem: (key: CodingKeys, reason: String)? {
         if let rate = learningRate, !(rate > 0 && rate.isFinite) {
@@ -300,6 +318,9 @@ extension TrainingOptions {
         case batchSize, bptt, epochs, clipNorm, learningRateDecay, learningRateDecayStart, restoreBest
         case evaluationBatchSize, measureAccuracy, skipNonFinite, progressInterval, truncation
     }
+
+    /// The first field out of range and why, or nil when every field is in range (decoding checks the same).
+    public var firstProblem: SettingsProblem? { problem.map { SettingsProblem(field: $0.key.stringValue, reason: $0.reason) } }
 
     /// The first field out of range and why.
     var problem: (key: CodingKeys, reason: String)? {
