@@ -28,6 +28,13 @@ public final class RNNLanguageModel {
         set { network.dropoutGenerator = newValue }
     }
 
+    /// In data-parallel training, which streams of the whole batch a window holds (dropout then draws the masks one
+    /// process would); nil for the whole batch.
+    var dropoutShard: DropoutShard? {
+        get { network.dropoutShard }
+        set { network.dropoutShard = newValue }
+    }
+
     // Buffers reused from window to window (storage kept when the shape repeats).
     private var embedded = Tensor(zeros: [0])
     private var logits = Tensor(zeros: [0])
@@ -210,9 +217,11 @@ public final class RNNLanguageModel {
         droppedInLastWindow = training && p > 0
         try embedding.forward(ids, batchSize: N, into: &embedded)
         var input = embedded
-        if droppedInLastWindow { input = inputDropout.apply(input, probability: p, generator: &network.dropoutGenerator) }
+        if droppedInLastWindow { input = inputDropout.apply(input, probability: p, generator: &network.dropoutGenerator,
+                                                                      shard: dropoutShard) }
         var top = try network.run(input, initialState: nil, training: training)
-        if droppedInLastWindow { top = outputDropout.apply(top, probability: p, generator: &network.dropoutGenerator) }
+        if droppedInLastWindow { top = outputDropout.apply(top, probability: p, generator: &network.dropoutGenerator,
+                                                                    shard: dropoutShard) }
         try output.forward(top, into: &logits)
     }
 

@@ -82,6 +82,9 @@ public final class RecurrentNetwork {
     /// stateful network, as a language model reading a long text window by window) instead of starting from
     /// zeros. ``resetState()`` forgets the carried state.
     public var isStateful = false
+    /// In data-parallel training, which streams of the whole batch the inputs hold, so that dropout draws the masks
+    /// one process would (nil: the inputs are the whole batch).
+    var dropoutShard: DropoutShard?
 
     /// 2 for a bidirectional network, else 1.
     public var directions: Int { bidirectional ? 2 : 1 }
@@ -269,7 +272,8 @@ public final class RecurrentNetwork {
 
         var input = xs
         for l in 0..<layers {
-            if l > 0 && dropped { input = dropouts[l].apply(input, probability: dropout, generator: &dropoutGenerator) }
+            if l > 0 && dropped { input = dropouts[l].apply(input, probability: dropout, generator: &dropoutGenerator,
+                                                                   shard: dropoutShard) }
             if bidirectional { Self.reverseTime(input, into: &reversedInputs[l]) }
             for d in 0..<dirs {
                 let k = l * dirs + d

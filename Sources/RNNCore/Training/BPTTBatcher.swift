@@ -16,12 +16,18 @@ public struct BPTTBatcher: Sendable {
     public let batchesPerEpoch: Int
     /// How many time steps every stream has advanced since the start (saved in checkpoints to resume).
     public var timeIndex: Int
+    /// The streams this batcher yields: all N, or one rank's share of them in data-parallel training.
+    public let streams: Range<Int>
 
     private let ids: [Int32]
 
     /// Prepares batching over `ids`.
-    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when N·T exceeds the number of predictions L − 1.
-    public init(ids: [Int32], batchSize: Int, bptt: Int, timeIndex: Int = 0) throws(RNNCoreError) {
+    /// - Parameter streams: the streams to yield (default: all N); the offsets are those of all N streams, so the
+    ///   batchers of K ranks with disjoint ranges together yield exactly the windows of one batcher over all N.
+    /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when N·T exceeds the number of predictions L − 1, or for a
+    ///   range of streams outside 0..<N.
+    public init(ids: [Int32], batchSize: Int, bptt: Int, timeIndex: Int = 0,
+                streams: Range<Int>? = nil) throws(RNNCoreError) {
         guard batchSize >= 1, bptt >= 1 else {
             throw .invalidArgument("batch size (\(batchSize)) and bptt (\(bptt)) must be at least 1")
         }
@@ -30,6 +36,11 @@ public struct BPTTBatcher: Sendable {
             throw .invalidArgument("the training text has \(max(ids.count, 0)) tokens, too few for batch \(batchSize) × bptt \(bptt) (needs at least \(batchSize * bptt + 1))")
         }
         guard timeIndex >= 0 else { throw .invalidArgument("negative time index \(timeIndex)") }
+        let streams = streams ?? 0..<batchSize
+        guard !streams.isEmpty, streams.lowerBound >= 0, streams.upperBound <= batchSize else {
+            throw .invalidArgument("streams \(streams) are not a part of the \(batchSize) streams")
+        }
+        self.streams = streams
         self.ids = ids
         self.batchSize = batchSize
         self.bptt = bptt
@@ -39,7 +50,8 @@ public struct BPTTBatcher: Sendable {
         self.timeIndex = timeIndex
     }
 
-    /// The next window: inputs and targets, N·T each in batch-major order (`[n*T + t]`).
+    /// The next window: inputs and targets, n·T each in batch-major order (`[n*T + t]`) for the n streams of
+    /// ``streams``.
     public mutating func next() -> (inputs: [Int32], targets: [Int32]) {
         var inputs: [Int32] = []
         var targets: [Int32] = []
@@ -47,16 +59,17 @@ public struct BPTTBatcher: Sendable {
         return (inputs, targets)
     }
 
-    /// Writes the next window into `inputs` and `targets` (N·T each, batch-major), reusing their storage.
+    /// Writes the next window into `inputs` and `targets` (n·T each, batch-major, n = `streams.count`), reusing
+    /// their storage.
     public mutating func next(inputs: inout [Int32], targets: inout [Int32]) {
         let size = ids.count - 1
-        let count = batchSize * bptt
+        let count = streams.count * bptt
         if inputs.count != count { inputs = [Int32](repeating: 0, count: count) }
         if targets.count != count { targets = [Int32](repeating: 0, count: count) }
         ids.withUnsafeBufferPointer { source in
             inputs.withUnsafeMutableBufferPointer { x in
                 targets.withUnsafeMutableBufferPointer { y in
-                    for (n, offset) in offsets.enumerated() {
+                    for (n, offset) in offsets[streams].enumerated() {
                         for t in 0..<bptt {
                             let position = (offset + timeIndex + t) % size
                             x[n * bptt + t] = source[position]

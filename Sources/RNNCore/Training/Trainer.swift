@@ -124,6 +124,19 @@ public final class Trainer {
     /// that some learning rate overflows the same way everywhere. Not saved in training checkpoints.
     @_spi(FaultInjection) public var nonFiniteLossFromStep: Int?
 
+    /// The group of processes this trainer is one rank of, for data-parallel training; nil (the default) trains
+    /// in this process alone.
+    ///
+    /// Every rank holds the same model, options and texts and calls ``train(on:validation:progress:shouldStop:)``
+    /// with them. Rank r reads streams r·N/K ..< (r+1)·N/K of the N the options ask for (N must be a multiple of K),
+    /// the gradients are averaged across ranks with one allreduce over one contiguous buffer per step, and every
+    /// rank applies the same update (clipping sees the global gradient), so the weights stay identical; dropout
+    /// draws the masks one process would. Losses, accuracy and the validation perplexity are those of all N
+    /// streams. The texts' fingerprints are compared across ranks when training starts and the weights after every
+    /// epoch (an error when they differ). Not saved in training checkpoints: a resumed run is given its group again.
+    public var communicator: (any Communicator)?
+    private var reductionBuffer: [Float] = []
+
     /// Creates a trainer of `model` with `optimizer`; sets the model's ``RNNLanguageModel/truncation`` to the
     /// options' ``TrainingOptions/truncation``.
     public convenience init(model: RNNLanguageModel, optimizer: Optimizer, options: TrainingOptions) {
@@ -195,9 +208,19 @@ public final class Trainer {
         guard epochCount >= 1 else { throw .invalidArgument("epochs must be at least 1") }
         guard !isTraining else { throw .invalidState("train(on:) is already running on this trainer") }
         guard !isFinished else { return reports }
+        let (rank, ranks) = (communicator?.rank ?? 0, communicator?.size ?? 1)
+        guard options.batchSize % ranks == 0 else {
+            throw .invalidArgument("the batch of \(options.batchSize) streams cannot be shared by \(ranks) ranks: the batch size must be a multiple of the number of ranks")
+        }
+        let localBatch = options.batchSize / ranks
         var batcher = try BPTTBatcher(ids: train, batchSize: options.batchSize, bptt: options.bptt,
-                                      timeIndex: run.timeIndex)
+                                      timeIndex: run.timeIndex, streams: (rank * localBatch)..<((rank + 1) * localBatch))
+        model.dropoutShard = ranks > 1 ? DropoutShard(first: rank * localBatch, total: options.batchSize) : nil
         try checkData(train: train, valid: valid)
+        if let data {
+            try checkSameAcrossRanks("\(data.train.tokenCount) \(data.train.sha256) \(data.valid.map { "\($0.tokenCount) \($0.sha256)" } ?? "none")",
+                                     "the training and validation texts (here: training \(data.train))")
+        }
         guard run.batch < batcher.batchesPerEpoch, run.timeIndex < train.count - 1 else {
             throw .invalidArgument("the run stopped at batch \(run.batch), time index \(run.timeIndex), beyond an epoch of this text (\(batcher.batchesPerEpoch) batches)")
         }
@@ -239,20 +262,31 @@ public final class Trainer {
                     }
                     if options.measureAccuracy {
                         (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets,
-                                                               batchSize: options.batchSize, correct: &right)
+                                                               batchSize: localBatch, correct: &right)
                     } else {
-                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: options.batchSize)
-                    }
-                    // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
-                    if let clip = options.clipNorm, clip > 0 {
-                        do {
-                            scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
-                        } catch .kernel(.nonFinite, _) {
-                            problem = "non-finite gradient norm"
-                        }
+                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: localBatch)
                     }
                 } catch .kernel(.nonFinite, _) {
                     problem = "non-finite loss"
+                }
+                if ranks > 1 {
+                    // The loss and accuracy of all N streams, and whether any rank failed; then the mean gradient.
+                    var sums = [problem == nil ? loss : 0, Double(right), problem == nil ? 0 : 1]
+                    try allreduce(&sums)
+                    if sums[2] > 0 {
+                        problem = problem ?? "non-finite loss (on another rank)"
+                    } else {
+                        (loss, right) = (sums[0] / Double(ranks), Int(sums[1]))
+                        try averageGradients(parameters, over: ranks)
+                    }
+                }
+                // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
+                if problem == nil, let clip = options.clipNorm, clip > 0 {
+                    do throws(RNNCoreError) {
+                        scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
+                    } catch .kernel(.nonFinite, _) {
+                        problem = "non-finite gradient norm"
+                    }
                 }
                 if let problem {
                     guard options.skipNonFinite else {
@@ -296,7 +330,7 @@ public final class Trainer {
                     ? Double(run.correct) / Double(run.counted * options.batchSize * options.bptt) : nil)
             if let valid {
                 let perplexity = try model.perplexity(on: valid, batchSize: options.evaluationBatchSize,
-                                                      bptt: options.bptt)
+                                                      bptt: options.bptt, communicator: communicator)
                 report.validPerplexity = perplexity
                 let scheduled = options.learningRateDecayStart.map { epoch >= $0 } ?? false
                 if perplexity < run.bestPerplexity ?? .infinity {
@@ -311,6 +345,7 @@ public final class Trainer {
             if let start = options.learningRateDecayStart, epoch >= start, options.learningRateDecay > 1 {
                 optimizer.learningRate /= options.learningRateDecay
             }
+            try checkSameAcrossRanks(weightChecksum(parameters), "the weights after epoch \(epoch)")
             let now = Date()
             report.seconds = run.epochSeconds + now.timeIntervalSince(segmentStart)
             run.startEpoch()
@@ -325,6 +360,78 @@ public final class Trainer {
             for parameter in parameters { if let value = best[parameter.name] { parameter.value = value } }
         }
         return reports
+    }
+
+    /// Sums `values` over the ranks.
+    private func allreduce(_ values: inout [Double]) throws(RNNCoreError) {
+        guard let communicator else { return }
+        do {
+            try values.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        } catch {
+            throw .invalidState("allreduce across \(communicator.size) ranks failed: \(error)")
+        }
+    }
+
+    /// Replaces every gradient by its mean over the ranks: one allreduce over one contiguous buffer holding them
+    /// all.
+    private func averageGradients(_ parameters: [Parameter], over ranks: Int) throws(RNNCoreError) {
+        guard let communicator else { return }
+        let total = parameters.reduce(0) { $0 + $1.gradient.count }
+        if reductionBuffer.count != total { reductionBuffer = [Float](repeating: 0, count: total) }
+        let scale = 1 / Float(ranks)
+        do {
+            try reductionBuffer.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
+                var offset = 0
+                for p in parameters {
+                    p.gradient.withUnsafeBufferPointer { g in
+                        _ = UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + g.count)]).update(fromContentsOf: g)
+                    }
+                    offset += p.gradient.count
+                }
+                try communicator.allreduceSum(buffer)
+                offset = 0
+                for p in parameters {
+                    p.gradient.withUnsafeMutableBufferPointer { g in
+                        for i in g.indices { g[i] = buffer[offset + i] * scale }
+                    }
+                    offset += p.gradient.count
+                }
+            }
+        } catch {
+            throw .invalidState("gradient allreduce across \(ranks) ranks failed: \(error)")
+        }
+    }
+
+    /// A fingerprint of the weights: the bits of their sum and of their sum of squares, accumulated in double.
+    private func weightChecksum(_ parameters: [Parameter]) -> String {
+        var (sum, squares) = (0.0, 0.0)
+        for p in parameters {
+            p.value.withUnsafeBufferPointer { v in
+                for x in v { sum += Double(x); squares += Double(x) * Double(x) }
+            }
+        }
+        return "\(String(sum.bitPattern, radix: 16)) \(String(squares.bitPattern, radix: 16))"
+    }
+
+    /// Throws on every rank unless `text` is the same on every rank: rank 0's is broadcast, each rank compares,
+    /// and the count of ranks that differ is summed, so that every rank gives the same error.
+    private func checkSameAcrossRanks(_ text: String, _ what: String) throws(RNNCoreError) {
+        guard let communicator, communicator.size > 1 else { return }
+        let mine = Array(text.utf8)
+        var rootLength = communicator.rank == 0 ? mine.count : 0
+        var differing = [0.0]
+        do {
+            try withUnsafeMutableBytes(of: &rootLength) { try communicator.broadcast($0, root: 0) }
+            var root = communicator.rank == 0 ? mine : [UInt8](repeating: 0, count: rootLength)
+            try root.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+            differing[0] = root == mine ? 0 : 1
+            try differing.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        } catch {
+            throw .invalidState("comparing \(what) across \(communicator.size) ranks failed: \(error)")
+        }
+        guard differing[0] == 0 else {
+            throw .invalidState("the ranks disagree on \(what): \(Int(differing[0])) of the \(communicator.size) ranks differ from rank 0")
+        }
     }
 
     /// Remembers the fingerprints of the run's texts, or checks that these are the same texts.
