@@ -24,17 +24,36 @@ let package = Package(
             dependencies: ["CRNNCore"],
             path: "Sources/RNNCore"
         ),
+        // Open MPI loaded at run time with dlopen (no mpi.h or libmpi at build time); only the tool uses it.
+        .target(
+            name: "CRNNCoreMPI",
+            path: "Sources/CRNNCoreMPI",
+            publicHeadersPath: "include",
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .target(
+            name: "RNNCoreMPI",
+            dependencies: ["RNNCore", "CRNNCoreMPI"],
+            path: "Sources/RNNCoreMPI"
+        ),
         .executableTarget(
             name: "rnncore",
             dependencies: [
                 "RNNCore",
+                "RNNCoreMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/rnncore"
         ),
+        // Checks MPICommunicator under mpirun (run by Tests/RNNCoreTests/MPI through scripts/mpirun.sh).
+        .executableTarget(
+            name: "rnncore-mpi-selftest",
+            dependencies: ["RNNCore", "RNNCoreMPI"],
+            path: "Sources/rnncore-mpi-selftest"
+        ),
         .testTarget(
             name: "RNNCoreTests",
-            dependencies: ["RNNCore", "CRNNCore"],
+            dependencies: ["RNNCore", "CRNNCore", "RNNCoreMPI"],
             path: "Tests/RNNCoreTests",
             // Read through #filePath by the tests (like fuzz/regressions), not bundled.
             exclude: ["Fixtures"]

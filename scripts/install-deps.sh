@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what RNNCore needs to build on Debian/Ubuntu when it is missing: OpenBLAS (cblas_sgemm), CMake,
-# pkg-config. Runs apt-get non-interactively as root (or through sudo). Does nothing when all are present.
+# Installs what RNNCore needs to build and test on Debian/Ubuntu when it is missing: OpenBLAS (cblas_sgemm), CMake,
+# pkg-config, Open MPI (mpirun and libmpi.so.40, loaded at run time by data-parallel training; the build never needs
+# it). Runs apt-get non-interactively as root (or through sudo). Does nothing when all are present.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,10 @@ if ! { compgen -G '/usr/include/*/cblas.h' >/dev/null || compgen -G '/usr/includ
 fi
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+# openmpi-bin: mpirun; libopenmpi-dev: libmpi.so (libopenmpi3, a dependency of both, has libmpi.so.40).
+if ! command -v mpirun >/dev/null 2>&1 || ! { ldconfig -p | grep 'libmpi\.so\.40 ' >/dev/null; }; then
+  missing+=(openmpi-bin libopenmpi-dev)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing: ${missing[*]}" >&2
