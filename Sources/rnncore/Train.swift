@@ -56,10 +56,12 @@ struct Train: ParsableCommand {
     }
 
     /// Trains the run of `settings` (``run()`` resolves --resume and checks `files` first).
-    func execute(settings: TrainingSettings, resuming resumed: ResumePoint?, files: TrainFiles) throws {
+    func execute(settings: TrainingSettings, resuming resumed: ResumePoint?, files: TrainFiles,
+                 ranks: TrainRanks) throws {
         let wallStart = Date()
         let data = try loadData(settings: settings, resuming: resumed)
-        let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
+        // Rank 0 speaks for the run; the other ranks are silent unless they fail.
+        let log: (String) -> Void = ranks.isLeader ? { json ? writeError($0 + "\n") : print($0) } : { _ in }
         log("data: \(data.description)")
         log("  vocabulary \(data.splits.vocabulary.count) \(settings.level == .word ? "words" : "characters"), "
             + "train \(data.splits.train.count) tokens, valid \(data.splits.valid.count), test \(data.splits.test.count)")
@@ -74,18 +76,22 @@ struct Train: ParsableCommand {
             trainer = try Trainer(settings: settings, vocabularySize: config.vocabularySize)
         }
         trainer.nonFiniteLossFromStep = injectNonFiniteLossFromStep
+        trainer.communicator = ranks.communicator
         let (m, t, o) = (settings.model, settings.training, settings.optimizer)
         let clip = t.clipNorm ?? 0
         log("model: \(m.layers)-layer \(m.cell.specification.displayName), V=\(config.vocabularySize) \(m.input == .oneHot ? "one-hot inputs" : "D=\(m.embeddingSize)") H=\(m.hiddenSize)"
             + (m.dropout > 0 ? ", dropout \(m.dropout)" : "") + ", "
             + "\(trainer.model.parameters.scalarCount) parameters; \(o.kind.rawValue) lr=\(o.resolvedLearningRate), clip=\(clip), "
             + "N=\(t.batchSize) T=\(t.bptt)" + (t.truncation > 0 ? " (errors back at most \(t.truncation) steps)" : "")
-            + ", \(trainer.epochCount) epochs, seed \(settings.seed)")
+            + ", \(trainer.epochCount) epochs, seed \(settings.seed)"
+            + (ranks.size > 1 ? "; \(ranks.size) ranks of \(t.batchSize / ranks.size) streams each" : ""))
         if let resumed { log("resumed from \(resumed.path): epoch \(trainer.epoch), after batch \(trainer.batch)") }
         var display = ProgressDisplay()
         log("")
         log("epoch  train ppl  valid ppl        lr   tokens/s    time")
-        let reports = try runTraining(trainer, data: data, resumed: resumed, files: files, log: log) { event in
+        let reports = try runTraining(trainer, data: data, resumed: resumed, files: files, ranks: ranks,
+                                      log: log) { event in
+            guard ranks.isLeader else { return }
             switch event {
             case let .progress(p):
                 display.show(
@@ -104,7 +110,9 @@ struct Train: ParsableCommand {
             }
         }
 
-        let testPerplexity = data.splits.test.count >= 2 ? try trainer.model.perplexity(on: data.splits.test.ids) : nil
+        let testPerplexity = data.splits.test.count >= 2
+            ? try trainer.model.perplexity(on: data.splits.test.ids, communicator: ranks.communicator) : nil
+        guard ranks.isLeader else { return }  // rank 0 alone writes files and results
         let best = reports.compactMap(\.validPerplexity).min()
         log("")
         if let best { log(String(format: "best valid perplexity: %.2f", best)) }
@@ -145,6 +153,7 @@ struct Train: ParsableCommand {
                 "epochs": reports.count,
                 "skipped_updates": reports.reduce(0) { $0 + $1.skippedUpdates },
                 "vocabulary_size": config.vocabularySize,
+                "ranks": ranks.size,
                 "settings": try JSONOutput.object(settings),
             ]
             if let best { result["valid_perplexity"] = best }

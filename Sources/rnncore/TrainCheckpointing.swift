@@ -20,31 +20,36 @@ extension Train {
     /// record does not hold: the paths of the texts and the environment (``TrainRunRecord``).
     static let runMetadataKey = "rnncore_train_run"
 
-    func run() throws {
+    /// Runs this rank's part of the command (every part with one rank). Only rank 0 checks, locks and writes the
+    /// output files; every rank reads the inputs.
+    func run(ranks: TrainRanks) throws {
         // The files named on the command line are checked before anything is read or written.
-        try files(resuming: resume).check()
+        if ranks.isLeader { try files(resuming: resume).check() }
         guard let resume else {
             let settings = self.settings
-            if printSettings { return print(try Self.settingsJSON(settings)) }
+            if printSettings { return ranks.isLeader ? print(try Self.settingsJSON(settings)) : () }
             let files = files(resuming: nil)
-            let locks = try files.lockOutputs()
+            let locks = ranks.isLeader ? try files.lockOutputs() : []
             defer { locks.forEach { $0.release() } }
-            return try execute(settings: settings, resuming: nil, files: files)
+            return try execute(settings: settings, resuming: nil, files: files, ranks: ranks)
         }
         // Every model and training setting comes from the checkpoint's settings record; this command line only
         // says where the texts are (when they moved) and where files are written (a checkpoint is data, not
         // instructions: paths it stores for outputs are ignored).
         let url = URL(fileURLWithPath: resume)
         let saved = try TrainingCheckpoint.load(from: url)
-        if printSettings { return print(try Self.settingsJSON(saved.settings)) }
+        if printSettings { return ranks.isLeader ? print(try Self.settingsJSON(saved.settings)) : () }
         let record = saved.metadata[Self.runMetadataKey].flatMap {
             try? JSONDecoder().decode(TrainRunRecord.self, from: Data($0.utf8))
         }
         if record == nil && train == nil {
             throw ValidationError("\(resume) does not say which texts its run was trained on (it has no \(Self.runMetadataKey) metadata: it was not written by rnncore train); give them with --train, --valid and --test")
         }
+        if let savedRanks = record?.ranks ?? (record == nil ? nil : 1), savedRanks != ranks.size {
+            throw ValidationError("\(resume) was saved by a run on \(savedRanks) rank\(savedRanks == 1 ? "" : "s"), this one has \(ranks.size): resume it with \(savedRanks == 1 ? "a single process (no mpirun)" : "mpirun -np \(savedRanks)") (its streams are shared among the ranks)")
+        }
         let environment = TrainRunRecord.currentEnvironment
-        if let saved = record?.environment, saved != environment {
+        if ranks.isLeader, let saved = record?.environment, saved != environment {
             writeError("warning: \(resume) was saved with \(saved.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")), "
                        + "this run has \(environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): "
                        + "it continues, but not bit for bit as the original run would have\n")
@@ -55,11 +60,11 @@ extension Train {
         command.test = test ?? record?.paths["test"]
         try command.validate()
         let files = command.files(resuming: resume)
-        try files.check()
-        let locks = try files.lockOutputs()
+        if ranks.isLeader { try files.check() }
+        let locks = ranks.isLeader ? try files.lockOutputs() : []
         defer { locks.forEach { $0.release() } }
         try command.execute(settings: saved.settings, resuming: ResumePoint(checkpoint: saved, path: resume),
-                            files: files)
+                            files: files, ranks: ranks)
     }
 
     /// The settings record as one line of JSON with sorted keys (`--print-settings`).
@@ -98,7 +103,8 @@ extension Train {
     /// epoch (with `--checkpoint-every`), and on Ctrl-C, after which it exits with status 130. A NaN or infinite
     /// loss stops with an error that names the last checkpoint, which is never overwritten by a diverged state.
     func runTraining(_ trainer: Trainer, data: TrainingData, resumed: ResumePoint?, files: TrainFiles,
-                     log: (String) -> Void, progress: (TrainingEvent) -> Void) throws -> [EpochReport] {
+                     ranks: TrainRanks, log: (String) -> Void,
+                     progress: (TrainingEvent) -> Void) throws -> [EpochReport] {
         let train = data.splits.train.ids
         let valid = data.splits.valid.count >= 2 ? data.splits.valid.ids : nil
         if let resumed {
@@ -111,20 +117,26 @@ extension Train {
         // The checked (and locked) checkpoint path, or, when only Ctrl-C can save one, a free path chosen then.
         let checked = files.output("--checkpoint")?.path
         let every = checkpointEvery ?? 0
-        let metadata = [Self.runMetadataKey: try runRecord().json()]
+        let metadata = [Self.runMetadataKey: try runRecord(ranks: ranks.size).json()]
         var lastSaved = resumed.map { (path: $0.path, epoch: $0.checkpoint.epoch, batch: $0.checkpoint.batch) }
         let interruption = Interruption()
         defer { interruption.stop() }
         while true {
             do {
+                // The ranks stop together: a Ctrl-C seen by any of them stops all at the same batch.
                 try trainer.train(on: train, validation: valid, progress: progress) {
-                    interruption.isRequested || (every > 0 && (trainer.batch == 0 || trainer.step % every == 0))
+                    ranks.anyRank(interruption.isRequested) || (every > 0 && (trainer.batch == 0 || trainer.step % every == 0))
                 }
             } catch {
                 throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
             }
             if trainer.isFinished { return trainer.reports }
             let path = checked ?? interruptionCheckpointPath
+            if !ranks.isLeader {
+                // Rank 0 alone saves; the others hold the same weights and carry on (or stop) with it.
+                if ranks.anyRank(interruption.isRequested) { throw ExitCode(130) }
+                continue
+            }
             do {
                 try trainer.saveTrainingState(to: URL(fileURLWithPath: path), vocabulary: data.splits.vocabulary,
                                               metadata: metadata)
@@ -132,7 +144,7 @@ extension Train {
                 throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
             }
             lastSaved = (path, trainer.epoch, trainer.batch)
-            if interruption.isRequested {
+            if ranks.anyRank(interruption.isRequested) {
                 if isatty(STDERR_FILENO) != 0 { writeError("\r\u{1B}[2K") }  // end the live progress line
                 log("interrupted in epoch \(trainer.epoch), after batch \(trainer.batch): training state saved to \(path)")
                 log("resume with: rnncore train --resume \(path)")
@@ -144,12 +156,12 @@ extension Train {
     /// What a training checkpoint keeps of this command besides the settings record: the absolute paths of the
     /// texts it reads, so that --resume works from any directory, and the environment. Output paths are not kept:
     /// a resumed run writes only where its own command line says.
-    private func runRecord() -> TrainRunRecord {
+    private func runRecord(ranks: Int) -> TrainRunRecord {
         var paths: [String: String] = [:]
         for (key, value) in [("train", train), ("valid", valid), ("test", test)] {
             if let value { paths[key] = absolutePath(value) }
         }
-        return TrainRunRecord(paths: paths, environment: TrainRunRecord.currentEnvironment)
+        return TrainRunRecord(paths: paths, environment: TrainRunRecord.currentEnvironment, ranks: ranks)
     }
 }
 
@@ -166,6 +178,8 @@ struct TrainRunRecord: Codable {
     /// What else decides the bits of the results: the OpenBLAS thread count and the number of processors (its
     /// default thread count).
     var environment: [String: String]?
+    /// K, the number of ranks (processes of `mpirun -np K`) the run trains on; nil: 1.
+    var ranks: Int?
 
     static var currentEnvironment: [String: String] {
         ["OPENBLAS_NUM_THREADS": ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "unset",
