@@ -46,10 +46,10 @@ public final class MPICommunicator: Communicator {
         }
         self.maxElementsPerCall = maxElementsPerCall
         try Self.load(libraryNames)
-        try Self.check("MPI initialization") { rnncore_mpi_init($0, $1) }
+        try Self.check("initializing MPI") { rnncore_mpi_init($0, $1) }
         var rank: Int32 = 0, size: Int32 = 0
-        try Self.check("MPI_Comm_rank") { rnncore_mpi_comm_rank(&rank, $0, $1) }
-        try Self.check("MPI_Comm_size") { rnncore_mpi_comm_size(&size, $0, $1) }
+        try Self.check("reading the MPI rank") { rnncore_mpi_comm_rank(&rank, $0, $1) }
+        try Self.check("reading the MPI size") { rnncore_mpi_comm_size(&size, $0, $1) }
         self.rank = Int(rank)
         self.size = Int(size)
     }
@@ -89,7 +89,7 @@ public final class MPICommunicator: Communicator {
     public func abort(code: Int32 = 1) -> Never {
         var failure = ""
         do {
-            try Self.check("MPI_Abort") { rnncore_mpi_abort(code, $0, $1) }
+            try Self.check("aborting the MPI job") { rnncore_mpi_abort(code, $0, $1) }
         } catch {
             failure = error.message
         }
@@ -100,7 +100,7 @@ public final class MPICommunicator: Communicator {
     /// Finalizes MPI (MPI_Finalize) for the whole process: every communicator is unusable afterwards. Calling it
     /// again does nothing.
     public func finalize() throws(CommunicatorError) {
-        try Self.check("MPI_Finalize") { rnncore_mpi_finalize($0, $1) }
+        try Self.check("finalizing MPI") { rnncore_mpi_finalize($0, $1) }
     }
 
     // MARK: - Helpers
@@ -148,12 +148,12 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    /// Runs `body` and throws its message, prefixed with `what`, unless it returned RNNCORE_MPI_OK.
+    /// Runs `body` and throws "what: its message" unless it returned RNNCORE_MPI_OK.
     private static func check(_ what: @autoclosure () -> String,
                               _ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) throws(CommunicatorError) {
         let (status, message) = call(body)
         guard status == Int32(RNNCORE_MPI_OK.rawValue) else {
-            throw CommunicatorError("\(what()) failed: \(message)")
+            throw CommunicatorError("\(what()): \(message)")
         }
     }
 }
