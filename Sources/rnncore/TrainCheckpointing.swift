@@ -132,17 +132,13 @@ extension Train {
             }
             if trainer.isFinished { return trainer.reports }
             let path = checked ?? interruptionCheckpointPath
-            if !ranks.isLeader {
-                // Rank 0 alone saves; the others hold the same weights and carry on (or stop) with it.
-                if ranks.anyRank(interruption.isRequested) { throw ExitCode(130) }
-                continue
-            }
             do {
                 try trainer.saveTrainingState(to: URL(fileURLWithPath: path), vocabulary: data.splits.vocabulary,
                                               metadata: metadata)
             } catch {
                 throw TrainingStopped(error: error, lastCheckpoint: lastSaved)
             }
+            // Every rank takes part (the state of all streams is gathered); rank 0 alone writes.
             lastSaved = (path, trainer.epoch, trainer.batch)
             if ranks.anyRank(interruption.isRequested) {
                 if isatty(STDERR_FILENO) != 0 { writeError("\r\u{1B}[2K") }  // end the live progress line

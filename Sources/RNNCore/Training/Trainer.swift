@@ -216,6 +216,7 @@ public final class Trainer {
         var batcher = try BPTTBatcher(ids: train, batchSize: options.batchSize, bptt: options.bptt,
                                       timeIndex: run.timeIndex, streams: (rank * localBatch)..<((rank + 1) * localBatch))
         model.dropoutShard = ranks > 1 ? DropoutShard(first: rank * localBatch, total: options.batchSize) : nil
+        try keepOwnStreamsOfCarriedState(batcher.streams)
         try checkData(train: train, valid: valid)
         if let data {
             try checkSameAcrossRanks("\(data.train.tokenCount) \(data.train.sha256) \(data.valid.map { "\($0.tokenCount) \($0.sha256)" } ?? "none")",
@@ -360,6 +361,45 @@ public final class Trainer {
             for parameter in parameters { if let value = best[parameter.name] { parameter.value = value } }
         }
         return reports
+    }
+
+    /// The state the model carries into the next window for all N streams: with several ranks, each rank's rows
+    /// (its streams) put at their place in zeros and summed across the ranks (exact: every entry is one rank's
+    /// value plus zeros). A collective call.
+    func carriedStateOfAllStreams() throws(RNNCoreError) -> [String: Tensor] {
+        let local = model.carriedState
+        guard let communicator, communicator.size > 1 else { return local }
+        let (N, K) = (options.batchSize, communicator.size)
+        let first = communicator.rank * (N / K)
+        var all: [String: Tensor] = [:]
+        for name in local.keys.sorted() {
+            let mine = local[name]!
+            let width = mine.shape[1]
+            var global = [Float](repeating: 0, count: N * width)
+            mine.withUnsafeBufferPointer { rows in
+                for (i, v) in rows.enumerated() { global[first * width + i] = v }
+            }
+            do {
+                try global.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+            } catch {
+                throw .invalidState("gathering the carried state across \(K) ranks failed: \(error)")
+            }
+            all[name] = try Tensor(shape: [N, width], scalars: global)
+        }
+        return all
+    }
+
+    /// Keeps, of a carried state of all N streams (as a resumed checkpoint holds), this rank's rows.
+    private func keepOwnStreamsOfCarriedState(_ streams: Range<Int>) throws(RNNCoreError) {
+        let state = model.carriedState
+        guard let any = state.values.first, any.shape[0] == options.batchSize, streams.count < options.batchSize else { return }
+        var own: [String: Tensor] = [:]
+        for (name, tensor) in state {
+            let width = tensor.shape[1]
+            let rows = tensor.withUnsafeBufferPointer { Array($0[(streams.lowerBound * width)..<(streams.upperBound * width)]) }
+            own[name] = try Tensor(shape: [streams.count, width], scalars: rows)
+        }
+        try model.restoreCarriedState(own)
     }
 
     /// Sums `values` over the ranks.

@@ -155,13 +155,24 @@ extension Trainer {
     ///   (nothing is written, so a good checkpoint at `url` survives a diverged run),
     ///   ``CheckpointError/invalidMetadata(reason:)`` for a vocabulary that does not fit, an optimizer other than
     ///   SGD and Adam, a trainer that has not trained yet or is training, or a file-system error.
+    ///
+    /// With a ``communicator`` of several ranks this is a collective call: every rank calls it, the state each
+    /// rank carries for its streams is gathered into the state of all N streams, and rank 0 alone writes the file.
     public func saveTrainingState(to url: URL, vocabulary: Vocabulary,
                                   metadata extra: [String: String] = [:]) throws(CheckpointError) {
-        try trainingStateFile(vocabulary: vocabulary, metadata: extra).write(to: url)
+        let state: [String: Tensor]
+        do {
+            state = try carriedStateOfAllStreams()
+        } catch {
+            throw .invalidMetadata(reason: "the carried state cannot be gathered from the ranks: \(error)")
+        }
+        guard (communicator?.rank ?? 0) == 0 else { return }
+        try trainingStateFile(vocabulary: vocabulary, metadata: extra, carriedState: state).write(to: url)
     }
 
     /// The contents of the file ``saveTrainingState(to:vocabulary:metadata:)`` writes.
-    func trainingStateFile(vocabulary: Vocabulary, metadata extra: [String: String]) throws(CheckpointError) -> SafeTensorsFile {
+    func trainingStateFile(vocabulary: Vocabulary, metadata extra: [String: String],
+                           carriedState: [String: Tensor]? = nil) throws(CheckpointError) -> SafeTensorsFile {
         guard !isTraining else {
             throw .invalidMetadata(reason: "the training state cannot be saved while train(on:) runs; save after it returns")
         }
@@ -184,7 +195,7 @@ extension Trainer {
         }
         let parameters = model.parameters
         for parameter in parameters { try add("model/" + parameter.name, parameter.value) }
-        for (name, tensor) in model.carriedState { try add("state/" + name, tensor) }
+        for (name, tensor) in carriedState ?? model.carriedState { try add("state/" + name, tensor) }
         if let best = run.bestParameters {
             for (name, tensor) in best { try add("best/" + name, tensor) }
         }
