@@ -154,6 +154,7 @@ struct Train: ParsableCommand {
                 "skipped_updates": reports.reduce(0) { $0 + $1.skippedUpdates },
                 "vocabulary_size": config.vocabularySize,
                 "ranks": ranks.size,
+                "communication_seconds": trainer.communicationSeconds,
                 "settings": try JSONOutput.object(settings),
             ]
             if let best { result["valid_perplexity"] = best }

@@ -136,6 +136,9 @@ public final class Trainer {
     /// epoch (an error when they differ). Not saved in training checkpoints: a resumed run is given its group again.
     public var communicator: (any Communicator)?
     private var reductionBuffer: [Float] = []
+    /// Seconds this trainer has spent in the per-step collectives of data-parallel training (the loss and the
+    /// gradient allreduces, waiting for the slowest rank included), since it was created; 0 for one process.
+    public private(set) var communicationSeconds: Double = 0
 
     /// Creates a trainer of `model` with `optimizer`; sets the model's ``RNNLanguageModel/truncation`` to the
     /// options' ``TrainingOptions/truncation``.
@@ -271,6 +274,8 @@ public final class Trainer {
                     problem = "non-finite loss"
                 }
                 if ranks > 1 {
+                    let reductionStart = Date()
+                    defer { communicationSeconds += Date().timeIntervalSince(reductionStart) }
                     // The loss and accuracy of all N streams, and whether any rank failed; then the mean gradient.
                     var sums = [problem == nil ? loss : 0, Double(right), problem == nil ? 0 : 1]
                     try allreduce(&sums)
