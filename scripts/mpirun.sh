@@ -11,12 +11,12 @@
 #                                    no cross-process memory copies (CMA needs ptrace rights containers often lack)
 #   --allow-run-as-root              only when running as root (CI containers): mpirun refuses root otherwise
 # Extra flags go after the script's own (e.g. scripts/mpirun.sh --tag-output -np 2 …). Exits 127 when mpirun is
-# missing (install it with scripts/install-deps.sh: openmpi-bin, libopenmpi-dev).
+# missing (install it with scripts/install-deps.sh --mpi: openmpi-bin, libopenmpi-dev).
 set -euo pipefail
 
 mpirun="${RNNCORE_MPIRUN:-mpirun}"
 if ! command -v "$mpirun" >/dev/null 2>&1; then
-  echo "error: $mpirun not found: install Open MPI (scripts/install-deps.sh, or apt-get install openmpi-bin libopenmpi-dev)" >&2
+  echo "error: $mpirun not found: install Open MPI (scripts/install-deps.sh --mpi, or apt-get install openmpi-bin libopenmpi-dev)" >&2
   exit 127
 fi
 

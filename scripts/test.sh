@@ -7,7 +7,7 @@
 # installing OpenBLAS/CMake first if missing. Exits non-zero if anything fails, a fuzz finding included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --mpi
 
 echo "== C kernels: CMake build + ctest"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

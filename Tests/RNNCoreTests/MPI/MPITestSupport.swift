@@ -28,7 +28,7 @@ enum MPITestRunner {
     }()
 
     /// Why the mpirun tests are skipped when they are.
-    static let skipReason: Comment = "mpirun is not installed (scripts/install-deps.sh installs openmpi-bin and libopenmpi-dev)"
+    static let skipReason: Comment = "mpirun is not installed (scripts/install-deps.sh --mpi installs openmpi-bin and libopenmpi-dev)"
 
     /// The built `rnncore-mpi-selftest`, beside the built `rnncore` (the same build directory), or an issue saying
     /// it must be built first (and `nil`).
