@@ -1,11 +1,11 @@
-// `mpirun -np 2 rnncore train` (through scripts/mpirun.sh): the same run as one process, resume with the same rank
+// `mpirun -np K rnncore train` (through scripts/mpirun.sh; K = 2 and 4): the same run as one process, resume with the same rank
 // count only, one clear error for a batch the ranks cannot share, and a killed rank ending the job with the last
 // training checkpoint intact. Skipped where Open MPI is not installed (CI installs it).
 //
-// Tolerance, 2 ranks against one process: the test perplexity after a few dozen clipped Adam steps of a small
+// Tolerance, K ranks against one process: the test perplexity after a few dozen clipped Adam steps of a small
 // model; the ranks average two half-batch gradients where one process takes one mean, and their GEMMs run over
 // half the rows, so every step differs by float32 roundings (~1e-7 relative): 1e-5 relative holds with a wide
-// margin (observed ~1e-8), while reading the wrong streams or a missing 1/K changes the perplexity by percents.
+// margin (observed 2e-9 for K = 2, 5e-9 for K = 4), while reading the wrong streams or a missing 1/K changes the perplexity by percents.
 
 import Foundation
 import RNNCore
@@ -25,8 +25,9 @@ struct MPITrainToolTests {
                                in: directory, timeout: timeout)
     }
 
-    @Test("Two ranks reach the test perplexity of one process; --json reports the ranks; rank 0 alone writes")
-    func twoRanksMatchOneProcess() throws {
+    @Test("K ranks reach the test perplexity of one process; --json reports the ranks; rank 0 alone writes",
+          arguments: [2, 4])
+    func ranksMatchOneProcess(_ K: Int) throws {
         guard let tool = ToolTestRunner.requireExecutable() else { return }
         let scratch = try ToolTestScratchDirectory()
         let (train, valid, test) = try ToolTestFixture.writeWordSplits(in: scratch)
@@ -34,13 +35,13 @@ struct MPITrainToolTests {
                          "--json"] + Self.model
         let single = try ToolTestRunner.run(tool, arguments + ["--out", "one.safetensors"], in: scratch.url)
         try #require(single.exited && single.status == 0, "\(single)")
-        let pair = try Self.mpirun(2, tool, arguments + ["--out", "two.safetensors"], in: scratch.url)
+        let pair = try Self.mpirun(K, tool, arguments + ["--out", "two.safetensors"], in: scratch.url)
         try #require(pair.exited && pair.status == 0, "\(pair)")
         let one = try #require(ToolTestFixture.jsonObject(single)), two = try #require(ToolTestFixture.jsonObject(pair))
-        #expect(ToolTestFixture.number(one, "ranks") == 1 && ToolTestFixture.number(two, "ranks") == 2)
+        #expect(ToolTestFixture.number(one, "ranks") == 1 && ToolTestFixture.number(two, "ranks") == Double(K))
         let (a, b) = (try #require(ToolTestFixture.number(one, "test_perplexity")),
                       try #require(ToolTestFixture.number(two, "test_perplexity")))
-        expectApproximatelyEqual(b, a, tolerance: NumericsTolerance(absolute: 0, relative: 1e-5), "2 ranks vs 1")
+        expectApproximatelyEqual(b, a, tolerance: NumericsTolerance(absolute: 0, relative: 1e-5), "\(K) ranks vs 1")
         // One JSON line and one set of progress lines: the other rank is silent.
         #expect(pair.stdout.split(separator: "\n").count == 1, "\(pair.stdout)")
         #expect(pair.stderr.components(separatedBy: "test perplexity:").count == 2, "\(pair.stderr)")
