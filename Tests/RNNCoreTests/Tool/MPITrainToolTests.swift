@@ -3,9 +3,10 @@
 // training checkpoint intact. Skipped where Open MPI is not installed (CI installs it).
 //
 // Tolerance, K ranks against one process: the test perplexity after a few dozen clipped Adam steps of a small
-// model; the ranks average two half-batch gradients where one process takes one mean, and their GEMMs run over
-// half the rows, so every step differs by float32 roundings (~1e-7 relative): 1e-5 relative holds with a wide
-// margin (observed 2e-9 for K = 2, 5e-9 for K = 4), while reading the wrong streams or a missing 1/K changes the perplexity by percents.
+// model; the ranks average K partial-batch gradients where one process takes one mean, and their GEMMs run over
+// fewer rows, so every step differs by float32 roundings (~1e-7 relative): 1e-5 relative holds with a wide margin
+// (observed 2e-9 for K = 2, 5e-9 for K = 4), while reading the wrong streams or a missing 1/K changes the
+// perplexity by percents.
 
 import Foundation
 import RNNCore
