@@ -1,6 +1,6 @@
-// `mpirun -np K rnncore train` (through scripts/mpirun.sh; K = 2 and 4): the same run as one process, resume with the same rank
-// count only, one clear error for a batch the ranks cannot share, and a killed rank ending the job with the last
-// training checkpoint intact. Skipped where Open MPI is not installed (CI installs it).
+// `mpirun -np K rnncore train` (through scripts/mpirun.sh; K = 2 and 4): the same run as one process, resume with
+// the same rank count only, one clear error for a batch the ranks cannot share, and a killed rank ending the job
+// with the last training checkpoint intact. Skipped where Open MPI is not installed (CI installs it).
 //
 // Tolerance, K ranks against one process: the test perplexity after a few dozen clipped Adam steps of a small
 // model; the ranks average K partial-batch gradients where one process takes one mean, and their GEMMs run over
