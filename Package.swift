@@ -48,7 +48,7 @@ let package = Package(
         // Checks MPICommunicator under mpirun (run by Tests/RNNCoreTests/MPI through scripts/mpirun.sh).
         .executableTarget(
             name: "rnncore-mpi-selftest",
-            dependencies: ["RNNCore", "RNNCoreMPI"],
+            dependencies: ["RNNCore", "RNNCoreMPI", "CRNNCoreMPI"],
             path: "Sources/rnncore-mpi-selftest"
         ),
         .testTarget(

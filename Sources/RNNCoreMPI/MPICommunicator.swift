@@ -98,7 +98,8 @@ public final class MPICommunicator: Communicator {
     }
 
     /// Finalizes MPI (MPI_Finalize) for the whole process: every communicator is unusable afterwards. Calling it
-    /// again does nothing.
+    /// again does nothing. Every rank must call it before a normal exit: Open MPI's `mpirun` fails a job one of whose
+    /// ranks exited without it (status 1, "exited improperly").
     public func finalize() throws(CommunicatorError) {
         try Self.check("finalizing MPI") { rnncore_mpi_finalize($0, $1) }
     }

@@ -2,13 +2,15 @@
 //
 //   scripts/mpirun.sh -np 2 .build/debug/rnncore-mpi-selftest [--piece-size N]
 //       rank and size (against mpirun's OMPI_COMM_WORLD_* variables), allreduce sums of Floats and Doubles (integer
-//       values, so the sums are exact in any order), broadcast from the last rank, an empty buffer, a bad root; all
+//       values, so the sums are exact in any order), broadcast from the last rank, an empty buffer, a bad root (refused
+//       by MPICommunicator, and by MPI through the C shim as a status with MPI's message); all
 //       again through a communicator that splits buffers into pieces of N elements (default 7). Each rank prints
 //       "rank R of K: ok"; a failed check prints why and ends the job with MPI_Abort (exit status 1).
 //   scripts/mpirun.sh -np 2 .build/debug/rnncore-mpi-selftest --abort-on-rank R CODE
 //       rank R calls MPICommunicator.abort(code: CODE) while the others wait in an allreduce that R never joins:
 //       mpirun must end them all and exit non-zero.
 
+import CRNNCoreMPI
 import Foundation
 import RNNCore
 import RNNCoreMPI
@@ -133,6 +135,16 @@ do throws(CommunicatorError) {
 } catch {
     check(error.message.contains("not a rank"), "broadcast from a bad root: unexpected message \(error.message)")
 }
+
+// An MPI error comes back as a status and MPI's own words (MPI_ERRORS_RETURN), not as the end of the job: the C
+// shim's broadcast from a root outside MPI_COMM_WORLD (MPI_Bcast's argument check, on every rank alike).
+var text = [CChar](repeating: 0, count: 512)
+let status = one.withUnsafeMutableBytes { bytes in
+    rnncore_mpi_broadcast(bytes.baseAddress, 1, Int32(world.size), &text, text.count)
+}
+let reason = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+check(status == RNNCORE_MPI_ERR_CALL.rawValue && reason.hasPrefix("MPI_Bcast failed with error code "),
+      "the shim's broadcast from root \(world.size): status \(status), message \"\(reason)\"")
 
 // The same through a second communicator (MPI is initialized once per process) that splits buffers into pieces.
 let pieces: MPICommunicator

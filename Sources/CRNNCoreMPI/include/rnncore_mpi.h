@@ -6,7 +6,8 @@
  * (mca_*.so) resolve libmpi's own symbols — and looks up the functions and predefined handles below with dlsym().
  * So the package builds without libopenmpi-dev and a process that never calls rnncore_mpi_load() never touches MPI.
  *
- * The ABI spoken is Open MPI's (Debian's openmpi 4.x, libmpi.so.40; Open MPI 5 keeps it):
+ * The ABI spoken is Open MPI's (Debian's openmpi 4.x, libmpi.so.40; Open MPI 5 keeps the soname and these names,
+ * though only 4.1 is tested here):
  *   - MPI_Comm, MPI_Datatype, MPI_Op, MPI_Errhandler are pointers; the predefined ones are the addresses of global
  *     objects exported by libmpi: MPI_COMM_WORLD = &ompi_mpi_comm_world, MPI_FLOAT = &ompi_mpi_float,
  *     MPI_DOUBLE = &ompi_mpi_double, MPI_BYTE = &ompi_mpi_byte, MPI_SUM = &ompi_mpi_op_sum,
