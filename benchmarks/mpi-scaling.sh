@@ -32,7 +32,7 @@ tool="$(swift build -c release --show-bin-path)/rnncore"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-declare -A lines=([W100]="${W100_LINES:-8000}" [W650]="${W650_LINES:-2500}" [L650]="${L650_LINES:-1000}")
+declare -A lines=([W100]="${W100_LINES:-10000}" [W650]="${W650_LINES:-5000}" [L650]="${L650_LINES:-2000}")
 declare -A model=([W100]="--embed 100 --hidden 100"
                   [W650]="--embed 650 --hidden 650"
                   [L650]="--cell lstm --layers 2 --embed 650 --hidden 650")
