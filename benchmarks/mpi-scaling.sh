@@ -6,15 +6,17 @@
 #
 # Each configuration trains one epoch (--optimizer sgd --lr 1 --clip 0.25 --epochs 1 --json, seed 1, no --valid)
 # on a slice of the training text (the first lines of PTB_TRAIN_TXT, written to a temporary directory; sized so
-# that a run takes about 20–90 s on a 2-core machine; override with W100_LINES, W650_LINES, L650_LINES) in three
+# that a run takes about 15–45 s on a 2-core machine; override with W100_LINES, W650_LINES, L650_LINES) in three
 # ways, alternated within every repeat so that the machine's load hits all three alike:
 #   a  one process, OPENBLAS_NUM_THREADS=2
 #   b  one process, OPENBLAS_NUM_THREADS=1
 #   c  scripts/mpirun.sh -x OPENBLAS_NUM_THREADS -np 2, OPENBLAS_NUM_THREADS=1 (2 ranks × 1 thread)
 # Columns: config, mode, repeat, tokens/s, communication seconds, steps, ms of collectives per step, train
 # perplexity, parameters, wall seconds. The summary gives the best and median tokens/s of every mode and the
-# ratios c/a and c/b of the best and of the medians. Needs Open MPI (mpirun) and python3; builds the release
-# tool first. Not run by CI (it takes minutes and its numbers depend on the machine).
+# ratios c/a and c/b of the best and of the medians. Last, when mpicc is there (libopenmpi-dev), a bare
+# MPI_Allreduce of each configuration's gradient (P floats, 2 ranks, best and mean of 20 after a barrier each),
+# which separates the transfer from the wait for the slower rank. Needs Open MPI (mpirun) and python3; builds the
+# release tool first. Not run by CI (it takes minutes and its numbers depend on the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,3 +89,39 @@ for config in dict.fromkeys(r[0] for r in rows):
                      "%.2f (%.2f)" % (best["c"] / best["b"], med["c"] / med["b"]), "%.2f" % comm,
                      "%s vs %s" % (",".join(sorted(ppl["a"])), ",".join(sorted(ppl["c"])))]))
 EOF
+
+command -v mpicc >/dev/null 2>&1 || { echo "(mpicc not found: no bare allreduce timing)"; exit 0; }
+cat >"$work/allreduce.c" <<'C'
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+/* Times MPI_Allreduce (sum, in place) of each argument's count of floats: best and mean of 20 after 3 warm-ups. */
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  for (int a = 1; a < argc; a++) {
+    long n = atol(argv[a]);
+    float *x = malloc((size_t)n * sizeof *x);
+    if (!x) MPI_Abort(MPI_COMM_WORLD, 1);
+    for (long i = 0; i < n; i++) x[i] = 1.0f;
+    double best = 1e9, sum = 0;
+    for (int r = -3; r < 20; r++) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      double t = MPI_Wtime();
+      MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      t = MPI_Wtime() - t;
+      if (r >= 0) { sum += t; if (t < best) best = t; }
+    }
+    if (rank == 0) printf("%ld floats (%.2f MB): best %.2f ms, mean %.2f ms\n", n, 4e-6 * n, 1e3 * best, 1e3 * sum / 20);
+    free(x);
+  }
+  MPI_Finalize();
+  return 0;
+}
+C
+mpicc -O2 -o "$work/allreduce" "$work/allreduce.c"
+echo
+echo "bare MPI_Allreduce, 2 ranks:"
+# shellcheck disable=SC2046  # one count per configuration
+scripts/mpirun.sh -np 2 "$work/allreduce" $(awk -F '\t' '$2 == "a" && !seen[$1]++ { print $9 }' "$results")
