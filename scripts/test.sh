@@ -30,6 +30,15 @@ else
   echo "== Benchmark peers: skipped (python3 with numpy not found)"
 fi
 
+echo "== Python package: pip install ./python pytest in a fresh virtualenv, then pytest python/tests (the installed package)"
+python_venv="$(mktemp -d)"
+python3 -m venv "$python_venv"
+"$python_venv/bin/pip" install -q ./python pytest
+(cd python/tests && unset RNNCORE_LIBRARY && export RNNCORE_TOOL="$(cd ../.. && swift build --show-bin-path)/rnncore" &&
+  "$python_venv/bin/python" -c 'import os, rnncore; assert os.path.dirname(rnncore.library_path) == os.path.dirname(rnncore.__file__), "not the bundled library: " + rnncore.library_path' &&
+  "$python_venv/bin/python" -m pytest -q -p no:cacheprovider .)
+rm -rf "$python_venv"
+
 echo "== Swift: swift test"
 swift test
 

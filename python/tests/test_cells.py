@@ -1,4 +1,4 @@
-"""Checks the ctypes binding (tanh and ReLU RNN, LSTM, GRU, softmax) against plain numpy references in float64 (run by ctest when python3 has numpy).
+"""Checks the ctypes bindings of the cells (tanh and ReLU RNN, LSTM, GRU) and softmax cross-entropy against plain numpy references in float64 (run by pytest, and by ctest through unittest when python3 has numpy).
 
 Tolerances: float32 kernels against float64 references differ by float32 rounding, which grows with the
 reduction length (D + H terms per hidden unit, N·T terms per weight gradient): 1e-5 absolute + 1e-5 relative
@@ -9,7 +9,7 @@ import unittest
 
 import numpy as np
 
-import rnncore
+import rnncore  # the package in python/src (PYTHONPATH, or pip install ./python)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
