@@ -91,7 +91,7 @@ public struct EpochReport: Sendable, Codable {
 ///
 /// A run can stop between two batches and go on later, in this process or another: ``train(on:validation:progress:shouldStop:)``
 /// returns when its `shouldStop` hook says so, ``saveTrainingState(to:vocabulary:metadata:)`` writes everything the
-/// rest of the run depends on, and ``init(resumingFrom:)`` rebuilds the trainer, model and optimizer from that file.
+/// rest of the run depends on, and ``init(resumingFrom:)-(URL)`` rebuilds the trainer, model and optimizer from that file.
 /// A run stopped and resumed any number of times ends with the same weights and losses, bit for bit, as one that
 /// never stopped.
 public final class Trainer {
@@ -197,6 +197,8 @@ public final class Trainer {
     /// A call continues where the previous one stopped (or where the training checkpoint it was resumed from
     /// stopped), so every call must pass the same texts; a trainer that has finished returns at once.
     /// - Parameters:
+    ///   - train: the training text's token ids.
+    ///   - valid: the validation text's token ids, evaluated after every epoch; nil for none.
     ///   - progress: called on the training thread with progress and epoch reports.
     ///   - shouldStop: asked after every batch (after the epoch's evaluation when the batch ended an epoch) except
     ///     the run's last; returning true makes the call return there. Cheap to call: poll a flag, count batches.
