@@ -63,4 +63,64 @@ struct ArticleSnippetTests {
         #expect(trainer.optimizer.learningRate == Float(0.003) / 2)  // halving is exact
         #expect(trainer.step == 0)
     }
+
+    /// ResumableTraining.md, Generation.md, Cells.md and Errors.md, in a scratch directory.
+    @Test func resumableTrainingGenerationCellsAndErrors() throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rnncore-articles-\(UInt64.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let corpus = try Corpus(text: String(repeating: "the market fell . the market rose .\n", count: 20), level: .word)
+        let valid = corpus
+        var settings = TrainingSettings()
+        settings.model.embeddingSize = 8
+        settings.model.hiddenSize = 8
+        settings.training.batchSize = 2
+        settings.training.bptt = 5
+        settings.training.epochs = 1
+        settings.optimizer.learningRate = 0.01
+
+        // ResumableTraining.md, with the file in the scratch directory
+        let url = directory.appendingPathComponent("run.safetensors")
+        for _ in 0..<2 {
+            let trainer = FileManager.default.fileExists(atPath: url.path)
+                ? try Trainer(resumingFrom: url)
+                : try Trainer(settings: settings, vocabularySize: corpus.vocabulary.count)
+            try trainer.train(on: corpus.ids, validation: valid.ids, shouldStop: { trainer.batch % 10 == 0 })
+            try trainer.saveTrainingState(to: url, vocabulary: corpus.vocabulary)
+        }
+        let resumed = try Trainer(resumingFrom: url)
+        #expect(resumed.isFinished && resumed.step > 10)  // stopped at batch 10, then finished the epoch
+        try resumed.model.save(to: directory.appendingPathComponent("model.safetensors"), vocabulary: corpus.vocabulary)
+
+        // Generation.md, with the file in the scratch directory
+        let (model, vocabulary) = try RNNLanguageModel.load(from: directory.appendingPathComponent("model.safetensors"))
+        let prompt = try vocabulary.encode("the market")
+        var options = SamplingOptions(temperature: 0.8, topK: 40, seed: 1)
+        if let unknown = vocabulary.id(of: Vocabulary.unknownToken) { options.excluded = [unknown] }
+        let ids = try model.generate(prompt: prompt, count: 30, options: options)
+        #expect(ids.count == 30 && !vocabulary.decode(prompt + ids).isEmpty)
+
+        // Cells.md
+        let lstm = try RNNLanguageModel(
+            configuration: .init(vocabularySize: vocabulary.count, embeddingSize: 200, hiddenSize: 200, layers: 2,
+                                 cell: .lstm, dropout: 0.2),
+            seed: 1)
+        let gru = try RecurrentNetwork(cell: .gru, inputSize: 10, hiddenSize: 20, layers: 1, seed: 3)
+        #expect(lstm.configuration.cell.specification.gates == 4 && gru.cell.specification.gates == 3)
+
+        // Errors.md, with a file that is not there
+        var printed: [String] = []
+        func print(_ items: Any...) { printed.append(items.map { "\($0)" }.joined(separator: " ")) }
+        let missing = directory.appendingPathComponent("absent.txt")
+        do {
+            let corpus = try Corpus.load(contentsOf: missing, level: .word)
+            let model = try RNNLanguageModel(
+                configuration: .init(vocabularySize: corpus.vocabulary.count), seed: 1)
+            _ = model
+        } catch let error as any RNNCoreFailure {
+            print("error: \(error)")          // never an enum dump
+        }
+        #expect(printed.count == 1 && printed[0].hasPrefix("error: ") && printed[0].contains("absent.txt"), "\(printed)")
+    }
 }
