@@ -57,8 +57,8 @@ extension Trainer {
     }
 
     /// One update of every parameter from one window of this rank's streams, the one implementation of a training
-    /// step: zero the gradients, forward and backward, with several ranks the sum of the losses and the mean of the
-    /// gradients, global-norm clipping (measured here, applied by the optimizer at no extra pass), the optimizer's
+    /// step: zero the gradients, forward and backward, with several ranks the mean of the losses and of the
+    /// gradients over the ranks, global-norm clipping (measured here, applied by the optimizer at no extra pass), the optimizer's
     /// step.
     ///
     /// A non-finite loss or gradient norm throws, naming the step by `location`, or with `skipNonFinite` skips the

@@ -93,7 +93,11 @@ public struct EpochReport: Sendable, Codable {
 /// returns when its `shouldStop` hook says so, ``saveTrainingState(to:vocabulary:metadata:)`` writes everything the
 /// rest of the run depends on, and ``init(resumingFrom:)-(URL)`` rebuilds the trainer, model and optimizer from that file.
 /// A run stopped and resumed any number of times ends with the same weights and losses, bit for bit, as one that
-/// never stopped.
+/// never stopped. For a training loop of one's own, ``step(inputs:targets:batchSize:)`` runs one step of the same
+/// kind.
+///
+/// A trainer, its model and its optimizer hold mutable state and are not `Sendable`: use them from one task or
+/// actor at a time, and move them between tasks by sending them (<doc:Concurrency>).
 public final class Trainer {
     /// The model being trained.
     public let model: RNNLanguageModel
