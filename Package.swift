@@ -9,6 +9,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation --target RNNCore` (the DocC catalog in Sources/RNNCore/RNNCore.docc).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // The C kernels, compiled from the same CKernels/ and include/ that CMake builds into librnncore.so.

@@ -22,7 +22,7 @@ public enum CellKind: String, Codable, Sendable, CaseIterable {
 /// import and export, the command line and the benchmark read.
 ///
 /// Adding a cell takes one C file (the kernels behind `rnncore_<cell>_sizes/forward/backward`), one entry in
-/// ``table`` and its tests.
+/// `CellSpecification.table` and its tests.
 public struct CellSpecification: Sendable {
     /// What a parameter of the cell is for; fixes its shape, its C argument and its PyTorch name.
     public enum Role: Sendable, Equatable {

@@ -38,6 +38,9 @@ public final class RecurrentLayer {
     /// Creates a layer from its weights, in the cell's parameter order: wx (D, G), wh (H, G), b (G), and for a
     /// cell with a hidden bias (the GRU) bh (G).
     /// - Parameters:
+    ///   - cell: the cell of the table (``CellKind``).
+    ///   - weights: wx, wh, b (and bh for the GRU), as above.
+    ///   - stateful: whether the state carries from one window to the next (see ``resetState()``).
     ///   - name: the prefix of the parameter names (`"<name>.wx"`, …).
     /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` when a weight does not fit the others or the cell.
     public init(cell: CellKind, weights: [Tensor], stateful: Bool = true, name: String? = nil) throws(RNNCoreError) {
@@ -160,7 +163,10 @@ public final class RecurrentLayer {
 
     /// Backpropagates through the last window: dhs (N, T, H) gives dxs (N, T, D); parameter gradients are
     /// accumulated and ∂L/∂(initial state) goes to ``initialStateGradient``.
-    /// - Parameter finalStateGradient: an extra gradient flowing into the final state from later, (S, N, H), or nil.
+    /// - Parameters:
+    ///   - dhs: ∂L/∂(outputs), (N, T, H).
+    ///   - finalStateGradient: an extra gradient flowing into the final state from later, (S, N, H), or nil.
+    ///   - dxs: receives ∂L/∂(inputs), (N, T, D).
     public func backward(_ dhs: Tensor, finalStateGradient: Tensor?, into dxs: inout Tensor) throws(RNNCoreError) {
         guard truncation >= 0 else { throw .invalidArgument("truncation must be 0 or positive, got \(truncation)") }
         guard let (xs, state0, hs) = cache else { throw .invalidState("\(cell.rawValue) backward before forward") }

@@ -9,7 +9,7 @@
 /// h_n and c_n.
 ///
 /// The network keeps no state between calls: each `forward` starts from the initial state it is given (zeros
-/// when nil). The layers are ordinary ``RNN`` / ``LSTM`` layers, ``recurrentLayers``, whose state the network
+/// when nil). The layers are ordinary ``RecurrentLayer``s, ``recurrentLayers``, whose state the network
 /// sets before each call. Weights use RNNCore's layout (wx = PyTorch's `weight_ih`ᵀ, wh = `weight_hh`ᵀ,
 /// b = `bias_ih + bias_hh`); ``init(pyTorchStateDict:prefix:cell:bidirectional:dropout:dropoutSeed:)`` and
 /// ``pyTorchStateDict(prefix:)`` translate to and from PyTorch's names.

@@ -4,6 +4,8 @@ import CRNNCore
 /// - Parameters:
 ///   - a: (M, K), or (K, M) with `transposeA`.
 ///   - b: (K, N), or (N, K) with `transposeB`.
+///   - transposeA: use aᵀ.
+///   - transposeB: use bᵀ.
 /// - Returns: the (M, N) product.
 /// - Throws: ``RNNCoreError/shapeMismatch(_:)`` when the inner sizes differ or an operand is not 2-D.
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) throws(RNNCoreError) -> Tensor {

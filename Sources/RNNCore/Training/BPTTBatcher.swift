@@ -22,8 +22,13 @@ public struct BPTTBatcher: Sendable {
     private let ids: [Int32]
 
     /// Prepares batching over `ids`.
-    /// - Parameter streams: the streams to yield (default: all N); the offsets are those of all N streams, so the
-    ///   batchers of K ranks with disjoint ranges together yield exactly the windows of one batcher over all N.
+    /// - Parameters:
+    ///   - ids: the token ids of the text, L of them.
+    ///   - batchSize: N, the number of streams.
+    ///   - bptt: T, the steps of one window.
+    ///   - timeIndex: the position to start from (``timeIndex`` of a batcher saved earlier; 0 for the start).
+    ///   - streams: the streams to yield (default: all N); the offsets are those of all N streams, so the
+    ///     batchers of K ranks with disjoint ranges together yield exactly the windows of one batcher over all N.
     /// - Throws: ``RNNCoreError/invalidArgument(_:)`` when N·T exceeds the number of predictions L − 1, or for a
     ///   range of streams outside 0..<N.
     public init(ids: [Int32], batchSize: Int, bptt: Int, timeIndex: Int = 0,

@@ -91,9 +91,13 @@ public struct EpochReport: Sendable, Codable {
 ///
 /// A run can stop between two batches and go on later, in this process or another: ``train(on:validation:progress:shouldStop:)``
 /// returns when its `shouldStop` hook says so, ``saveTrainingState(to:vocabulary:metadata:)`` writes everything the
-/// rest of the run depends on, and ``init(resumingFrom:)`` rebuilds the trainer, model and optimizer from that file.
+/// rest of the run depends on, and ``init(resumingFrom:)-(URL)`` rebuilds the trainer, model and optimizer from that file.
 /// A run stopped and resumed any number of times ends with the same weights and losses, bit for bit, as one that
-/// never stopped.
+/// never stopped. For a training loop of one's own, ``step(inputs:targets:batchSize:)`` runs one step of the same
+/// kind.
+///
+/// A trainer, its model and its optimizer hold mutable state and are not `Sendable`: use them from one task or
+/// actor at a time, and move them between tasks by sending them (<doc:Concurrency>).
 public final class Trainer {
     /// The model being trained.
     public let model: RNNLanguageModel
@@ -135,10 +139,10 @@ public final class Trainer {
     /// streams. The texts' fingerprints are compared across ranks when training starts and the weights after every
     /// epoch (an error when they differ). Not saved in training checkpoints: a resumed run is given its group again.
     public var communicator: (any Communicator)?
-    private var reductionBuffer: [Float] = []
+    var reductionBuffer: [Float] = []
     /// Seconds this trainer has spent in the per-step collectives of data-parallel training (the loss and the
     /// gradient allreduces, waiting for the slowest rank included), since it was created; 0 for one process.
-    public private(set) var communicationSeconds: Double = 0
+    public internal(set) var communicationSeconds: Double = 0
 
     /// Creates a trainer of `model` with `optimizer`; sets the model's ``RNNLanguageModel/truncation`` to the
     /// options' ``TrainingOptions/truncation``.
@@ -197,6 +201,8 @@ public final class Trainer {
     /// A call continues where the previous one stopped (or where the training checkpoint it was resumed from
     /// stopped), so every call must pass the same texts; a trainer that has finished returns at once.
     /// - Parameters:
+    ///   - train: the training text's token ids.
+    ///   - valid: the validation text's token ids, evaluated after every epoch; nil for none.
     ///   - progress: called on the training thread with progress and epoch reports.
     ///   - shouldStop: asked after every batch (after the epoch's evaluation when the batch ended an epoch) except
     ///     the run's last; returning true makes the call return there. Cheap to call: poll a flag, count batches.
@@ -254,62 +260,21 @@ public final class Trainer {
             while run.batch < batcher.batchesPerEpoch {
                 let batch = run.batch + 1
                 batcher.next(inputs: &inputs, targets: &targets)
-                parameters.zeroGradients()
-                // A non-finite loss or gradient norm stops training, or with `skipNonFinite` skips the update.
-                var problem: String?
-                var loss = Double.nan
-                var scale: Float = 1
-                var right = 0
-                do throws(RNNCoreError) {
-                    if let first = nonFiniteLossFromStep, run.step + 1 >= first {
-                        throw RNNCoreError.kernel(.nonFinite, operation: "injected non-finite loss")
-                    }
-                    if options.measureAccuracy {
-                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets,
-                                                               batchSize: localBatch, correct: &right)
-                    } else {
-                        (loss, _) = try model.lossAndGradients(ids: inputs, targets: targets, batchSize: localBatch)
-                    }
-                } catch .kernel(.nonFinite, _) {
-                    problem = "non-finite loss"
-                }
-                if ranks > 1 {
-                    let reductionStart = Date()
-                    defer { communicationSeconds += Date().timeIntervalSince(reductionStart) }
-                    // The loss and accuracy of all N streams, and whether any rank failed; then the mean gradient.
-                    var sums = [problem == nil ? loss : 0, Double(right), problem == nil ? 0 : 1]
-                    try allreduce(&sums)
-                    if sums[2] > 0 {
-                        problem = problem ?? "non-finite loss (on another rank)"
-                    } else {
-                        (loss, right) = (sums[0] / Double(ranks), Int(sums[1]))
-                        try averageGradients(parameters, over: ranks)
-                    }
-                }
-                // Clipping by global norm: measure, then let the optimizer apply the factor (no extra pass).
-                if problem == nil, let clip = options.clipNorm, clip > 0 {
-                    do throws(RNNCoreError) {
-                        scale = clippingScale(norm: try gradientNorm(parameters), maxNorm: clip)
-                    } catch .kernel(.nonFinite, _) {
-                        problem = "non-finite gradient norm"
-                    }
-                }
-                if let problem {
-                    guard options.skipNonFinite else {
-                        throw .invalidState("\(problem) at epoch \(epoch), batch \(batch) (step \(run.step + 1)): training diverged; lower the learning rate or clip harder")
-                    }
+                let (result, right) = try update(
+                    inputs: inputs, targets: targets, batchSize: localBatch, parameters: parameters,
+                    countCorrect: options.measureAccuracy, alwaysMeasureNorm: false,
+                    at: "at epoch \(epoch), batch \(batch) (step \(run.step + 1))")
+                if result.isSkipped {
                     run.skipped += 1
-                    model.resetState()  // the carried state may hold the NaN
                 } else {
-                    try optimizer.step(parameters, gradientScale: scale)
-                    run.lossSum += loss
+                    run.lossSum += result.loss
                     run.counted += 1
                     run.correct += right
                 }
                 run.batch = batch
                 run.step += 1
                 run.timeIndex = batcher.timeIndex
-                if problem == nil
+                if !result.isSkipped
                     && (batch % max(options.progressInterval, 1) == 0 || batch == batcher.batchesPerEpoch) {
                     let now = Date()
                     let callSeconds = now.timeIntervalSince(callStart)
@@ -408,7 +373,7 @@ public final class Trainer {
     }
 
     /// Sums `values` over the ranks.
-    private func allreduce(_ values: inout [Double]) throws(RNNCoreError) {
+    func allreduce(_ values: inout [Double]) throws(RNNCoreError) {
         guard let communicator else { return }
         do {
             try values.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
@@ -419,7 +384,7 @@ public final class Trainer {
 
     /// Replaces every gradient by its mean over the ranks: one allreduce over one contiguous buffer holding them
     /// all.
-    private func averageGradients(_ parameters: [Parameter], over ranks: Int) throws(RNNCoreError) {
+    func averageGradients(_ parameters: [Parameter], over ranks: Int) throws(RNNCoreError) {
         guard let communicator else { return }
         let total = parameters.reduce(0) { $0 + $1.gradient.count }
         if reductionBuffer.count != total { reductionBuffer = [Float](repeating: 0, count: total) }

@@ -33,7 +33,7 @@ public struct TokenFingerprint: Sendable, Hashable, Codable, CustomStringConvert
 /// ends with the same weights and losses, bit for bit, as one that never stopped.
 ///
 /// Written by ``Trainer/saveTrainingState(to:vocabulary:metadata:)``, read by ``load(from:)`` and turned back into a
-/// trainer by ``Trainer/init(resumingFrom:)``. The file is a safetensors file (Python's `safetensors` opens it):
+/// trainer by ``Trainer/init(resumingFrom:)-(TrainingCheckpoint)``. The file is a safetensors file (Python's `safetensors` opens it):
 ///
 /// | tensor | holds |
 /// | --- | --- |
@@ -150,7 +150,10 @@ extension Trainer {
     ///
     /// Call it between two calls of ``train(on:validation:progress:shouldStop:)``, for example after one returned
     /// because its `shouldStop` hook asked it to.
-    /// - Parameter metadata: extra `__metadata__` strings (keys outside ``TrainingCheckpoint/reservedMetadataKeys``).
+    /// - Parameters:
+    ///   - url: the file to write.
+    ///   - vocabulary: the vocabulary of the training text, saved with the run.
+    ///   - metadata: extra `__metadata__` strings (keys outside ``TrainingCheckpoint/reservedMetadataKeys``).
     /// - Throws: ``CheckpointError/invalidEntry(name:reason:)`` when a weight or optimizer slot is NaN or infinite
     ///   (nothing is written, so a good checkpoint at `url` survives a diverged run),
     ///   ``CheckpointError/invalidMetadata(reason:)`` for a vocabulary that does not fit, an optimizer other than
@@ -159,7 +162,7 @@ extension Trainer {
     /// With a ``communicator`` of several ranks this is a collective call: every rank calls it, the state each
     /// rank carries for its streams is gathered into the state of all N streams, and rank 0 alone writes the file.
     public func saveTrainingState(to url: URL, vocabulary: Vocabulary,
-                                  metadata extra: [String: String] = [:]) throws(CheckpointError) {
+                                  metadata: [String: String] = [:]) throws(CheckpointError) {
         let state: [String: Tensor]
         do {
             state = try carriedStateOfAllStreams()
@@ -167,7 +170,7 @@ extension Trainer {
             throw .invalidMetadata(reason: "the carried state cannot be gathered from the ranks: \(error)")
         }
         guard (communicator?.rank ?? 0) == 0 else { return }
-        try trainingStateFile(vocabulary: vocabulary, metadata: extra, carriedState: state).write(to: url)
+        try trainingStateFile(vocabulary: vocabulary, metadata: metadata, carriedState: state).write(to: url)
     }
 
     /// The contents of the file ``saveTrainingState(to:vocabulary:metadata:)`` writes.
