@@ -14,6 +14,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
 
+echo "== Debian package: tests/deb/check.sh (cpack -G DEB, dpkg -x, examples/c built with pkg-config against it)"
+bash tests/deb/check.sh build-deb
+
 echo "== C kernels under AddressSanitizer + UndefinedBehaviorSanitizer (ctest -L sanitize)"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DRNNCORE_SANITIZE=ON >/dev/null
 cmake --build build-sanitize -j"$(nproc)"

@@ -1,5 +1,9 @@
 import ArgumentParser
+import CRNNCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `rnncore` command-line tool: train, evaluate and sample RNN language models.
 @main
@@ -7,6 +11,7 @@ struct RNNCoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rnncore",
         abstract: "Train, evaluate and sample recurrent neural network language models on the CPU.",
+        version: versionText,
         subcommands: [Train.self, Evaluate.self, Generate.self, Download.self, Bench.self]
     )
 
@@ -65,5 +70,34 @@ struct ToolFailure: Error, CustomStringConvertible {
             .contains(error.code)
         guard let path else { return reason }
         return "cannot \(isWrite ? "write" : "read") \(path): \(reason)"
+    }
+}
+
+// MARK: - rnncore --version
+
+extension RNNCoreCommand {
+    /// The text of `rnncore --version`: the library's version and ABI version, and the OpenBLAS build
+    /// configuration with its thread count.
+    static var versionText: String {
+        """
+        rnncore \(String(cString: rnncore_version()))
+        ABI \(rnncore_abi_version())
+        OpenBLAS: \(openBLASDescription)
+        """
+    }
+
+    /// "<openblas_get_config()>, <n> threads", looked up at run time in the process's global symbols (the
+    /// tool links OpenBLAS): no cblas.h or extra C entry point is needed, and another BLAS gives "unknown".
+    static var openBLASDescription: String {
+        guard let process = dlopen(nil, RTLD_NOW) else { return "unknown" }
+        defer { dlclose(process) }
+        guard let config = dlsym(process, "openblas_get_config") else { return "unknown (not OpenBLAS)" }
+        let getConfig = unsafeBitCast(config, to: (@convention(c) () -> UnsafePointer<CChar>?).self)
+        var text = getConfig().map { String(cString: $0).trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        if let threads = dlsym(process, "openblas_get_num_threads") {
+            let getThreads = unsafeBitCast(threads, to: (@convention(c) () -> Int32).self)
+            text += ", \(getThreads()) threads"
+        }
+        return text
     }
 }

@@ -1,5 +1,7 @@
 # ctest test_install: install the built library into a scratch prefix, build a consumer project against it with
-# find_package(RNNCore) and with pkg-config, and run both. Fails on any step.
+# find_package(RNNCore) and with pkg-config (through CMake's pkg_check_modules, and by hand: `cc main.c
+# $(pkg-config --cflags --libs rnncore)`), and run them. The pkg-config flags must name no OpenBLAS folder (the
+# library links OpenBLAS itself; consumers need no cblas.h). Fails on any step.
 set(prefix "${WORK_DIR}/prefix")
 file(REMOVE_RECURSE "${WORK_DIR}")
 function(run)
@@ -13,6 +15,30 @@ run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
 set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig:${prefix}/lib64/pkgconfig")
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/consumer" -B "${WORK_DIR}/consumer" "-DCMAKE_PREFIX_PATH=${prefix}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
+
+# By hand, as a Makefile would: the flags pkg-config gives, then a plain compiler call.
+find_program(PKG_CONFIG_EXECUTABLE NAMES pkg-config pkgconf REQUIRED)
+foreach(what cflags libs)
+  execute_process(COMMAND "${PKG_CONFIG_EXECUTABLE}" --${what} rnncore
+    RESULT_VARIABLE rc OUTPUT_VARIABLE flags_${what} ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config --${what} rnncore failed (${rc}): ${err}")
+  endif()
+  message(STATUS "pkg-config --${what} rnncore: ${flags_${what}}")
+  if(flags_${what} MATCHES "openblas")
+    message(FATAL_ERROR "pkg-config --${what} rnncore names OpenBLAS: ${flags_${what}}")
+  endif()
+endforeach()
+if(NOT flags_cflags MATCHES "^-I[^ ]*/include$")
+  message(FATAL_ERROR "pkg-config --cflags rnncore should be RNNCore's include folder alone: ${flags_cflags}")
+endif()
+separate_arguments(flags_cflags UNIX_COMMAND "${flags_cflags}")
+separate_arguments(flags_libs UNIX_COMMAND "${flags_libs}")
+if(NOT CC)
+  set(CC cc)
+endif()
+run(${CC} -o "${WORK_DIR}/consumer/consumer_pkgconfig_cc" ${flags_cflags} "${SOURCE_DIR}/consumer/main.c" ${flags_libs})
 set(ENV{LD_LIBRARY_PATH} "${prefix}/lib:${prefix}/lib64")
 run("${WORK_DIR}/consumer/consumer_cmake")
 run("${WORK_DIR}/consumer/consumer_pkgconfig")
+run("${WORK_DIR}/consumer/consumer_pkgconfig_cc")
