@@ -42,6 +42,7 @@ let package = Package(
             name: "rnncore",
             dependencies: [
                 "RNNCore",
+                "CRNNCore",
                 "RNNCoreMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
