@@ -12,7 +12,7 @@ struct Generate: ParsableCommand {
         abstract: "Sample text from a trained model.",
         discussion: """
         The text is written to standard output token by token as it is drawn (flushed after each), then a line \
-        end. Each step: repetition penalty on the tokens of the last --repetition-window (prompt included), then \
+        end unless it ends with one. Each step: repetition penalty on the tokens of the last --repetition-window (prompt included), then \
         temperature, --top-k, --top-p, and a draw seeded by --seed.
 
         --prompt - reads the prompt from standard input (up to its end; one final line end is dropped). Without \
@@ -104,12 +104,14 @@ struct Generate: ParsableCommand {
     private func continueText(session: inout GenerationSession, vocabulary: Vocabulary, stops: StopStrings) throws {
         var decoder = IncrementalDecoder(vocabulary: vocabulary)
         var stops = stops
+        var last = ""
         for _ in 0..<count {
             let piece = decoder.text(for: try session.next())
             Self.emit(piece)
+            if !piece.isEmpty { last = piece }
             if stops.append(piece) != nil { break }
         }
-        Self.emit("\n")
+        if !last.hasSuffix("\n") { Self.emit("\n") }
     }
 
     private func runInteractive(session: inout GenerationSession, vocabulary: Vocabulary, stops: StopStrings) throws {
