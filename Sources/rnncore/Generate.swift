@@ -91,6 +91,7 @@ struct Generate: ParsableCommand {
         let promptIDs: [Int32]
         if let promptText, !promptText.isEmpty {
             promptIDs = try Self.encodePrompt(promptText, vocabulary)
+            guard !promptIDs.isEmpty else { throw ValidationError("the prompt holds no tokens") }
         } else {
             promptIDs = [Self.lineStart(vocabulary)]
         }
