@@ -162,7 +162,8 @@ extension RNNLanguageModel {
 ///
 /// A session starts from a zero state. ``feed(_:)`` advances the model over given ids; ``next()`` draws one token
 /// and feeds it back in (lazily: the model reads it at the following ``next()`` or ``feed(_:)``). The session
-/// owns the model's state while it runs: do not use the model for anything else meanwhile.
+/// owns the model's state while it runs: do not use the model for anything else meanwhile. The model is a class,
+/// so a copy of a session shares its hidden state: go on with one copy only.
 public struct GenerationSession {
     /// The model that generates.
     public let model: RNNLanguageModel
