@@ -5,7 +5,7 @@ import RNNCore
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Sample text from a trained model.")
 
-    @Option(help: "A model written by rnncore train --out.") var model: String
+    @Option(help: "A model written by rnncore train --out.", completion: .file()) var model: String
     @Option(parsing: .unconditional, help: "Text to start from (default: a line start).") var prompt: String?
     @Option(parsing: .unconditional, help: "Number of tokens to generate.") var count: Int = 100
     @Option(parsing: .unconditional, help: "Sampling temperature (0 = always the most likely token).") var temperature: Double = 1

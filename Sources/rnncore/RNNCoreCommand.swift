@@ -7,7 +7,8 @@ struct RNNCoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rnncore",
         abstract: "Train, evaluate and sample recurrent neural network language models on the CPU.",
-        subcommands: [Train.self, Evaluate.self, Generate.self, Download.self, Bench.self]
+        subcommands: [Train.self, Evaluate.self, Generate.self, Download.self, Bench.self,
+                      Export.self]
     )
 
     /// Parses and runs a command; an error thrown while running is printed as one readable sentence (no
