@@ -116,18 +116,23 @@ enum LearningCurvePlot {
         }
         if sequence.count > maximumCount {
             let powers = sequence.filter { abs(log10($0) - log10($0).rounded()) < 1e-9 }
-            if powers.count >= 2 { return powers }
+            // Every power of ten, or every second, third, … when even those are too many.
+            let stride = (powers.count + maximumCount - 1) / maximumCount
+            if powers.count >= 2 { return powers.enumerated().filter { $0.offset % stride == 0 }.map(\.element) }
         }
         if sequence.count >= 3 && sequence.count <= maximumCount { return sequence }
-        // Narrow range: linear steps of 1, 2 or 5 × 10^k.
+        // Narrow range: linear steps of 1, 2 or 5 × 10^k, at most 6 of them (a log axis this narrow is nearly
+        // linear). n × m / 10^-k rather than n × (m × 10^k), so that 100.1 is 100.1 and not 100.10000000000001.
+        let linearMaximum = min(maximumCount, 6)
         for exponent in stride(from: floor(log10(hi - lo + .leastNormalMagnitude)) - 2, through: log10(hi) + 1, by: 1) {
             for m in [1.0, 2, 5] {
                 let step = m * pow(10, exponent)
+                func value(_ n: Double) -> Double { exponent < 0 ? n * m / pow(10, -exponent) : n * step }
                 let first = (lo / step).rounded(.up), last = (hi / step).rounded(.down)
                 let count = Int(last - first) + 1
                 // The first step (from the finest) with few enough ticks; the counts only fall from here.
-                if count <= maximumCount {
-                    return count >= 2 ? (0..<count).map { (first + Double($0)) * step } : sequence
+                if count <= linearMaximum {
+                    return count >= 2 ? (0..<count).map { value(first + Double($0)) } : sequence
                 }
             }
         }
