@@ -56,7 +56,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RNNCoreTests",
-            dependencies: ["RNNCore", "CRNNCore", "RNNCoreMPI"],
+            dependencies: ["RNNCore", "CRNNCore", "RNNCoreMPI",
+                           "rnncore"],  // @testable: the tool's pure formatting functions (Tool/CLI*Tests)
             path: "Tests/RNNCoreTests",
             // Read through #filePath by the tests (like fuzz/regressions), not bundled.
             exclude: ["Fixtures"]

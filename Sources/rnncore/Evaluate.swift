@@ -6,8 +6,8 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Report a trained model's perplexity on a text.")
 
-    @Option(help: "A model written by rnncore train --out.") var model: String
-    @Option(help: "The text to evaluate (UTF-8); tokens missing from the model's vocabulary become <unk> if it has one, otherwise it is an error.")
+    @Option(help: "A model written by rnncore train --out.", completion: .file()) var model: String
+    @Option(help: "The text to evaluate (UTF-8); tokens missing from the model's vocabulary become <unk> if it has one, otherwise it is an error.", completion: .file())
     var data: String
     @Option(parsing: .unconditional, help: "Number of parallel streams (1 = exact stateful perplexity over the whole text).") var batch: Int = 1
     @Option(parsing: .unconditional, help: "Window length.") var bptt: Int = 35

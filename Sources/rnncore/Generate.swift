@@ -25,7 +25,8 @@ struct Generate: ParsableCommand {
         skipped.
         """)
 
-    @Option(help: "A model written by rnncore train --out (or a training checkpoint).") var model: String
+    @Option(help: "A model written by rnncore train --out (or a training checkpoint).", completion: .file())
+    var model: String
     @Option(parsing: .unconditional, help: "Text to start from (default: a line start); - reads it from standard input.")
     var prompt: String?
     @Option(parsing: .unconditional, help: "Number of tokens to generate (per line with --interactive).") var count: Int = 100

@@ -11,9 +11,9 @@ struct Train: ParsableCommand {
         For Penn Treebank: rnncore download ptb, then pass --train/--valid/--test.
         """)
 
-    @Option(help: "Training text (UTF-8). Omit to use the built-in corpus.") var train: String?
-    @Option(help: "Validation text, evaluated after every epoch.") var valid: String?
-    @Option(help: "Test text, evaluated once at the end.") var test: String?
+    @Option(help: "Training text (UTF-8). Omit to use the built-in corpus.", completion: .file()) var train: String?
+    @Option(help: "Validation text, evaluated after every epoch.", completion: .file()) var valid: String?
+    @Option(help: "Test text, evaluated once at the end.", completion: .file()) var test: String?
     @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.")
     var level: Vocabulary.Level = TrainingSettings().level
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
@@ -21,15 +21,15 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions
     @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus).")
     var seed: UInt64 = TrainingSettings().seed
-    @Option(help: "Write the trained model to this safetensors file.") var out: String?
-    @Option(help: "Write an SVG chart of train/valid perplexity per epoch.") var plot: String?
+    @Option(help: "Write the trained model to this safetensors file.", completion: .file()) var out: String?
+    @Option(help: "Write an SVG chart of train/valid perplexity per epoch.", completion: .file()) var plot: String?
     @Flag(help: "Print one JSON object with the final metrics (and the run's settings) on standard output.")
     var json = false
-    @Option(help: "Where training checkpoints (weights, optimizer, data position, random state: all a resumed run needs) go; default: next to --out as NAME.resume.safetensors, else rnncore-interrupted.safetensors.")
+    @Option(help: "Where training checkpoints (weights, optimizer, data position, random state: all a resumed run needs) go; default: next to --out as NAME.resume.safetensors, else rnncore-interrupted.safetensors.", completion: .file())
     var checkpoint: String?
     @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Save a training checkpoint every N batches and at the end of every epoch (default 0: only on Ctrl-C).")
     var checkpointEvery: Int?
-    @Option(help: "Continue the run saved in this training checkpoint (by --checkpoint-every or Ctrl-C); it ends bit for bit as if never stopped. Settings come from the checkpoint; --train/--valid/--test/--out/--plot/--checkpoint may be given again.")
+    @Option(help: "Continue the run saved in this training checkpoint (by --checkpoint-every or Ctrl-C); it ends bit for bit as if never stopped. Settings come from the checkpoint; --train/--valid/--test/--out/--plot/--checkpoint may be given again.", completion: .file())
     var resume: String?
 
     @Option(name: .customLong("max-memory"), parsing: .unconditional, help: "Refuse to start a run whose estimated memory (parameters, gradients, optimizer state, one window's activations) exceeds this many bytes (suffixes K, M, G, T; default: the memory this process can still allocate).")
@@ -132,7 +132,10 @@ struct Train: ParsableCommand {
             }
         }
         if let plot {
-            let svg = LearningCurvePlot.svg(reports, title: "RNN LM on \(data.description)")
+            let svg = LearningCurvePlot.svg(
+                reports, title: LearningCurvePlot.title(m, vocabularySize: config.vocabularySize),
+                subtitle: "on \(data.description)",
+                references: LearningCurvePlot.references(test: testPerplexity, truth: data.truePerplexity))
             do {
                 try OutputFile.write(Array(svg.utf8), toPath: plot)
                 log("learning curve written to \(plot)")
