@@ -60,7 +60,7 @@ struct GenerationToolTests {
 
         // --prompt - equals the same prompt given on the command line.
         let inline = try ToolTestRunner.run(tool, greedy + ["--prompt", "the cat sees"], in: scratch.url)
-        let piped = try PipedTool(tool, greedy + ["--prompt", "-"], in: scratch.url)
+        let piped = try RunningTool(tool, greedy + ["--prompt", "-"], in: scratch.url, pipedInput: true)
         try piped.send("the cat sees\n")
         let fromStdin = try piped.finish()
         #expect(inline.exited && inline.status == 0 && inline.stdout.hasPrefix("the cat sees "), "\(inline)")
@@ -83,7 +83,8 @@ struct GenerationToolTests {
         // --stop at the line end: each turn prints exactly one line, whatever the model draws.
         let options = ["--count", "6", "--temperature", "0.8", "--top-p", "0.9", "--repetition-penalty", "1.2", "--seed", "5",
                        "--stop", "\n"]
-        let running = try PipedTool(tool, ["generate", "--model", "m.safetensors", "--interactive"] + options, in: scratch.url)
+        let running = try RunningTool(tool, ["generate", "--model", "m.safetensors", "--interactive"] + options, in: scratch.url,
+                                      pipedInput: true)
         try running.send("the cat\n")
         // The first continuation is out (streamed and flushed) while the tool still waits for the next line.
         #expect(running.waitForStdout(lines: 1), "stdout so far: \(running.stdoutSoFar)")

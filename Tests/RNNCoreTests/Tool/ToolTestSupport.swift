@@ -87,14 +87,16 @@ enum ToolTestRunner {
 }
 
 /// A started `rnncore` process whose output goes to files, not pipes (a chatty child can never block on a full
-/// pipe). Killed (SIGKILL) if still running when released.
+/// pipe), and whose standard input is nothing or, with `pipedInput`, a pipe the test writes to (for --interactive
+/// and --prompt -). Killed (SIGKILL) if still running when released.
 final class RunningTool {
     let process = Process()
+    private let input: Pipe?
     private let capture: URL
     private let outURL: URL, errURL: URL
     private let out: FileHandle, err: FileHandle
 
-    init(_ executable: URL, _ arguments: [String], in directory: URL) throws {
+    init(_ executable: URL, _ arguments: [String], in directory: URL, pipedInput: Bool = false) throws {
         capture = FileManager.default.temporaryDirectory
             .appendingPathComponent("rnncore-tool-output-\(UUID().uuidString)", isDirectory: true)
         try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
@@ -107,7 +109,8 @@ final class RunningTool {
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory
-        process.standardInput = FileHandle.nullDevice
+        input = pipedInput ? Pipe() : nil
+        process.standardInput = input ?? FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -116,6 +119,7 @@ final class RunningTool {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+        try? input?.fileHandleForWriting.close()
         try? out.close()
         try? err.close()
         try? FileManager.default.removeItem(at: capture)
@@ -124,8 +128,31 @@ final class RunningTool {
     /// What the process has written to standard error so far.
     var stderrSoFar: String { String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self) }
 
-    /// Waits for the process to end, stopping it after `timeout` seconds, and returns what it produced.
+    /// What the process has written to standard output so far.
+    var stdoutSoFar: String { String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self) }
+
+    /// Writes `text` to the process's standard input (started with `pipedInput`).
+    func send(_ text: String) throws {
+        guard let input else { preconditionFailure("send(_:) needs a RunningTool started with pipedInput: true") }
+        try input.fileHandleForWriting.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Waits until standard output holds at least `lines` line ends, or the process ended, or `timeout` seconds
+    /// passed (a limit against hanging, not a measurement); returns whether the lines came.
+    func waitForStdout(lines: Int, timeout: TimeInterval = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if stdoutSoFar.count(where: { $0 == "\n" }) >= lines { return true }
+            if !process.isRunning { break }
+            usleep(5_000)
+        }
+        return stdoutSoFar.count(where: { $0 == "\n" }) >= lines
+    }
+
+    /// Waits for the process to end (closing a piped standard input first), stopping it after `timeout` seconds,
+    /// and returns what it produced.
     func finish(timeout: TimeInterval = 60) throws -> ToolTestResult {
+        try? input?.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(5_000) }
         let timedOut = process.isRunning
