@@ -105,8 +105,8 @@ static void gru_step_backward(const rc_pass *p, int64_t t, float *dA, float *dR,
                            t > 0 ? T * H : H, p->N, H);
 }
 
-static const rc_cell_kind gru_cell = {.gates = 3, .states = 1, .cache_blocks = 4, .cache_width = 4, .gru = true,
-                                      .step_backward = gru_step_backward};
+static const rc_cell_kind gru_cell = {.gates = 3, .states = 1, .cache_blocks = 4, .cache_width = 4,
+                                      .hidden_bias = true, .step_backward = gru_step_backward};
 
 rnncore_status rnncore_gru_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window) {
     return rc_cell_sizes(&gru_cell, sizes, window);

@@ -206,7 +206,8 @@ typedef struct rc_cell_kind {
     int64_t states;              /* S */
     int64_t cache_blocks;        /* cache floats per (n, t) row, in units of H */
     int64_t cache_width;         /* widest cache block, in units of H (its row stride is T times that) */
-    bool gru;                    /* b_hidden allowed; dR differs from dA; dprev has an h part */
+    bool hidden_bias;            /* a bias inside the gates' h·Wh term (the gru's b_hn): b_hidden allowed,
+                                    the recurrent gradient dR differs from dA, dprev has an h part */
     int variant;                 /* the cell's own choice (the rnn's nonlinearity) */
     rc_step_backward_fn step_backward;
 } rc_cell_kind;

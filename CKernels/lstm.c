@@ -147,8 +147,8 @@ static void lstm_step_backward(const rc_pass *p, int64_t t, float *dA, float *dR
                             gates + t * G, ldg, cs + t * H, ld, cp, t > 0 ? ld : H, N, H);
 }
 
-static const rc_cell_kind lstm_cell = {.gates = 4, .states = 2, .cache_blocks = 5, .cache_width = 4, .gru = false,
-                                       .step_backward = lstm_step_backward};
+static const rc_cell_kind lstm_cell = {.gates = 4, .states = 2, .cache_blocks = 5, .cache_width = 4,
+                                       .hidden_bias = false, .step_backward = lstm_step_backward};
 
 rnncore_status rnncore_lstm_sizes(rnncore_cell_sizes *sizes, const rnncore_window *window) {
     return rc_cell_sizes(&lstm_cell, sizes, window);

@@ -126,9 +126,11 @@ static void rnn_step_backward(const rc_pass *p, int64_t t, float *dA, float *dR,
 }
 
 static const rc_cell_kind rnn_tanh_cell = {.gates = 1, .states = 1, .cache_blocks = 0, .cache_width = 0,
-                                           .gru = false, .variant = RNN_TANH, .step_backward = rnn_step_backward};
+                                           .hidden_bias = false, .variant = RNN_TANH,
+                                           .step_backward = rnn_step_backward};
 static const rc_cell_kind rnn_relu_cell = {.gates = 1, .states = 1, .cache_blocks = 0, .cache_width = 0,
-                                           .gru = false, .variant = RNN_RELU, .step_backward = rnn_step_backward};
+                                           .hidden_bias = false, .variant = RNN_RELU,
+                                           .step_backward = rnn_step_backward};
 
 static rnncore_status rnn_window_forward(const rc_cell_kind *kind, float *hs, float *cache, float *state_last,
                                          const float *xs, const float *state0, const rnncore_cell_weights *weights,

@@ -43,7 +43,7 @@ static rnncore_status window_dims(const rc_cell_kind *kind, rc_pass *p, const rn
      * recurrent gradients (k-1,N,G). k <= T, so every product below is at most a few times N*T*G. */
     const int64_t k = rc_truncation_ages(uses_truncation ? w->truncation : 0, T);
     int64_t ws, loop;
-    RNNCORE_TRY(rc_mul(&ws, NT, kind->gru ? 2 * G : G));
+    RNNCORE_TRY(rc_mul(&ws, NT, kind->hidden_bias ? 2 * G : G));
     RNNCORE_TRY(rc_add(&ws, ws, NT * H));
     if (k) {
         int64_t buckets, ab;
@@ -76,7 +76,7 @@ rnncore_status rc_check_forward(const rc_cell_kind *kind, rc_pass *p, const floa
     RNNCORE_FAIL_IF(!window || !weights || !hs || !xs || !weights->wx || !weights->wh, RNNCORE_ERR_NULL_POINTER);
     RNNCORE_TRY(window_dims(kind, p, window, false));
     RNNCORE_FAIL_IF(p->cache > 0 && !cache, RNNCORE_ERR_NULL_POINTER);
-    RNNCORE_FAIL_IF(!kind->gru && weights->b_hidden, RNNCORE_ERR_INVALID_ARGUMENT);
+    RNNCORE_FAIL_IF(!kind->hidden_bias && weights->b_hidden, RNNCORE_ERR_INVALID_ARGUMENT);
     const int64_t NT = p->N * p->T, G = p->G, SNH = kind->states * p->N * p->H;
     /* state_last may be the very buffer state0 (read at t = 0, written at the end): the stateful pattern. The
      * window's own outputs must not overlap state0 either way. */
@@ -107,7 +107,7 @@ rnncore_status rc_check_backward(const rc_cell_kind *kind, rc_pass *p, const flo
                     RNNCORE_ERR_NULL_POINTER);
     RNNCORE_TRY(window_dims(kind, p, window, true));
     RNNCORE_FAIL_IF(p->cache > 0 && !cache, RNNCORE_ERR_NULL_POINTER);
-    RNNCORE_FAIL_IF(!kind->gru && (weights->b_hidden || gradients->db_hidden), RNNCORE_ERR_INVALID_ARGUMENT);
+    RNNCORE_FAIL_IF(!kind->hidden_bias && (weights->b_hidden || gradients->db_hidden), RNNCORE_ERR_INVALID_ARGUMENT);
     const int64_t NT = p->N * p->T, D = p->D, H = p->H, G = p->G, SNH = kind->states * p->N * H;
     const rc_buf outs[] = {{dxs, NT * D},          {dstate0, SNH},      {gradients->dwx, D * G},
                            {gradients->dwh, H * G}, {gradients->db, G}, {gradients->db_hidden, G},
@@ -136,14 +136,14 @@ rnncore_status rc_check_backward(const rc_cell_kind *kind, rc_pass *p, const flo
 static void backward_full(const rc_pass *p, float *dA, float *dR, float *carry, float *dstate0, const float *dhs,
                           const float *dstate_last) {
     const int64_t N = p->N, T = p->T, H = p->H, G = p->G, NH = N * H, S = p->kind->states, ldg = T * G;
-    const float beta = p->kind->gru ? 1.0f : 0.0f;
+    const float beta = p->kind->hidden_bias ? 1.0f : 0.0f;
     if (dstate_last) {
         memcpy(carry, dstate_last, (size_t)(S * NH) * sizeof(float));
     } else {
         memset(carry, 0, (size_t)(S * NH) * sizeof(float));
     }
     for (int64_t t = T - 1; t >= 0; t--) {
-        p->kind->step_backward(p, t, p->kind->gru ? dA + t * G : NULL, dR + t * G, ldg, carry, NH, carry, NH,
+        p->kind->step_backward(p, t, p->kind->hidden_bias ? dA + t * G : NULL, dR + t * G, ldg, carry, NH, carry, NH,
                                dhs + t * H, T * H);
         if (t > 0) {
             rc_sgemm(false, true, N, H, G, 1.0f, dR + t * G, ldg, p->wh, G, beta, carry, H);
@@ -163,7 +163,7 @@ static void backward_full(const rc_pass *p, float *dA, float *dR, float *carry, 
 static void backward_truncated(const rc_pass *p, float *dA, float *dR, float *work, float *dstate0,
                                const float *dhs, const float *dstate_last) {
     const int64_t N = p->N, T = p->T, H = p->H, G = p->G, NH = N * H, S = p->kind->states, ldg = T * G, k = p->k;
-    const float beta = p->kind->gru ? 1.0f : 0.0f;
+    const float beta = p->kind->hidden_bias ? 1.0f : 0.0f;
     float *B = work, *sum = B + S * k * NH, *Ab = sum + S * NH; /* (S,k,N,H), (S,N,H), (k-1,N,G) */
     memset(B, 0, (size_t)(S * k * NH) * sizeof(float));
     for (int64_t t = T - 1; t >= 0; t--) {
@@ -184,7 +184,7 @@ static void backward_truncated(const rc_pass *p, float *dA, float *dR, float *wo
                 for (int64_t j = 0; j < NH; j++) sq[j] += bs[j];
             }
         }
-        p->kind->step_backward(p, t, p->kind->gru ? dA + t * G : NULL, dR + t * G, ldg, NULL, 0, sum, NH, NULL, 0);
+        p->kind->step_backward(p, t, p->kind->hidden_bias ? dA + t * G : NULL, dR + t * G, ldg, NULL, 0, sum, NH, NULL, 0);
         if (k < 2) continue;
         /* Descending, so that bucket s+1 has been read before bucket s's element-wise part moves into it. */
         for (int64_t s = k - 2; s >= 0; s--) {
@@ -210,7 +210,7 @@ void rc_window_backward(const rc_pass *p, float *dxs, float *dstate0, const rnnc
                         float *workspace, const float *dhs, const float *dstate_last) {
     const int64_t N = p->N, T = p->T, D = p->D, H = p->H, G = p->G, NT = N * T;
     float *dA = workspace;                           /* (N,T,G) */
-    float *dR = p->kind->gru ? dA + NT * G : dA;     /* (N,T,G): the gru's dU, else dA itself */
+    float *dR = p->kind->hidden_bias ? dA + NT * G : dA;     /* (N,T,G): the gru's dU, else dA itself */
     float *h_prev = dR + NT * G;                     /* (N,T,H): the h each step started from */
     float *rest = h_prev + NT * H;                   /* the carry, or the age buckets */
     if (p->k) {
