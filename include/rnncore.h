@@ -371,6 +371,85 @@ RNNCORE_API rnncore_status rnncore_softmax_forward(
     const float *logits,    /* (M,V) */
     int64_t M, int64_t V);
 
+/* ---- adaptive softmax (Grave et al. 2017; PyTorch's AdaptiveLogSoftmaxWithLoss) --------------------------- */
+
+/* The exact, normalised distribution over V words of an adaptive softmax with C tail clusters. Word ids are
+ * ordered by frequency (0 the most frequent). The head is an affine map H -> K = cutoffs[0] + C: entries
+ * [0, cutoffs[0]) are the head's words, entry cutoffs[0] + i stands for tail cluster i. Tail cluster i holds the
+ * S_i = cutoffs[i+1] - cutoffs[i] words [cutoffs[i], cutoffs[i+1]), reached through a projection H -> P_i and
+ * an output P_i -> S_i, neither with a bias (PyTorch's layout, where P_i = H / div_value^(i+1)):
+ *
+ *   log p(w) = log softmax(x·Wh + bh)[w]                                              for w <  cutoffs[0]
+ *   log p(w) = log softmax(x·Wh + bh)[cutoffs[0] + i] + log softmax((x·Pi)·Oi)[w - cutoffs[i]]
+ *                                                                    for w in [cutoffs[i], cutoffs[i+1])
+ *
+ * With C = 0 this is the full softmax of an affine layer (V = cutoffs[0]). Passed by pointer; fields are only ever appended. */
+typedef struct rnncore_adaptive_softmax {
+    int64_t H;                    /* input size, > 0 */
+    int64_t clusters;             /* C >= 0, the number of tail clusters */
+    const int64_t *cutoffs;       /* (C+1): 0 < cutoffs[0] < cutoffs[1] < ... < cutoffs[C] = V */
+    const int64_t *projections;   /* (C): P_i > 0, the projection size of cluster i; may be NULL when C = 0 */
+} rnncore_adaptive_softmax;
+
+/* Its weights, row-major (in, out) like every affine weight here. */
+typedef struct rnncore_adaptive_weights {
+    const float *head_weight;             /* (H, cutoffs[0] + C) */
+    const float *head_bias;               /* (cutoffs[0] + C); may be NULL (no head bias) */
+    const float *const *tail_projection;  /* C pointers, pointer i to (H, P_i); may be NULL when C = 0 */
+    const float *const *tail_output;      /* C pointers, pointer i to (P_i, S_i); may be NULL when C = 0 */
+} rnncore_adaptive_weights;
+
+/* The gradients of those weights, accumulated (+=). */
+typedef struct rnncore_adaptive_gradients {
+    float *head_weight;                   /* (H, cutoffs[0] + C) accumulated */
+    float *head_bias;                     /* (cutoffs[0] + C) accumulated; NULL exactly when the bias is */
+    float *const *tail_projection;        /* C pointers, (H, P_i) accumulated */
+    float *const *tail_output;            /* C pointers, (P_i, S_i) accumulated */
+} rnncore_adaptive_gradients;
+
+/* The floats of workspace that rnncore_adaptive_softmax_cross_entropy and rnncore_adaptive_softmax_log_prob
+ * need for M rows (one size serves both). */
+RNNCORE_API rnncore_status rnncore_adaptive_softmax_workspace(
+    int64_t *floats,                      /* out */
+    const rnncore_adaptive_softmax *shape,
+    int64_t M);
+
+/* Mean cross-entropy of the adaptive softmax against the targets, with its gradient, in one call over M rows:
+ * the head for every row, each tail cluster only for the rows whose target lies in it.
+ *
+ *   *loss = (1/K) Σ_{counted m} -log p(targets[m] | x[m]),  accumulated in double
+ *
+ * Targets equal to ignore_index are skipped; every other must lie in [0, V) (checked before any output is
+ * written); K goes to *count when count is not NULL (K = 0: loss 0, zero gradients). The gradient of
+ * dloss · *loss is written to dx (overwritten; may be NULL) and added to the weight gradients (grads may be
+ * NULL for none). dx and the gradients must not overlap x, the weights or each other. A non-finite loss still
+ * writes every output and returns RNNCORE_ERR_NON_FINITE. dloss must be finite. */
+RNNCORE_API rnncore_status rnncore_adaptive_softmax_cross_entropy(
+    double *loss,                         /* out: mean loss over counted rows */
+    int64_t *count,                       /* out: K; may be NULL */
+    float *dx,                            /* (M,H) out, overwritten; may be NULL */
+    const rnncore_adaptive_gradients *grads, /* accumulated; may be NULL */
+    const float *x,                       /* (M,H) */
+    const int32_t *targets,               /* (M) */
+    int64_t M,
+    const rnncore_adaptive_softmax *shape,
+    const rnncore_adaptive_weights *weights,
+    int32_t ignore_index,                 /* target value to skip, or RNNCORE_NO_IGNORE_INDEX */
+    float dloss,                          /* upstream gradient of the mean loss, usually 1 */
+    float *workspace,                     /* (rnncore_adaptive_softmax_workspace floats) scratch */
+    int64_t workspace_floats);
+
+/* log p(w | x[m]) for every word w: each row of log_probs holds V log-probabilities whose exponentials sum to 1
+ * (within float32 rounding). For evaluation of all words and for sampling. */
+RNNCORE_API rnncore_status rnncore_adaptive_softmax_log_prob(
+    float *log_probs,                     /* (M,V) out, overwritten */
+    const float *x,                       /* (M,H) */
+    int64_t M,
+    const rnncore_adaptive_softmax *shape,
+    const rnncore_adaptive_weights *weights,
+    float *workspace,                     /* (rnncore_adaptive_softmax_workspace floats) scratch */
+    int64_t workspace_floats);
+
 /* ---- matrix product ---------------------------------------------------------------------------------------- */
 
 /* C = alpha·op(A)·op(B) + beta·C, row-major, through the BLAS the library was built with (the GEMM every kernel
