@@ -335,6 +335,25 @@ RNNCORE_API rnncore_status rnncore_affine_backward(
     const float *w,       /* (D,O) */
     int64_t M, int64_t D, int64_t O);
 
+/* y = x·Wᵀ + b with W stored (O,D), the layout of an embedding table: the output layer of a language model whose
+ * output weight is tied to its (O = V, D) embedding (Press & Wolf 2017). */
+RNNCORE_API rnncore_status rnncore_affine_transposed_forward(
+    float *y,             /* (M,O) out, overwritten */
+    const float *x,       /* (M,D) */
+    const float *w,       /* (O,D) */
+    const float *b,       /* (O); may be NULL */
+    int64_t M, int64_t D, int64_t O);
+
+/* dx = dy·W (overwritten), dW += dyᵀ·x, db += Σ_m dy: the gradients of rnncore_affine_transposed_forward. */
+RNNCORE_API rnncore_status rnncore_affine_transposed_backward(
+    float *dx,            /* (M,D) out, overwritten; may be NULL */
+    float *dw,            /* (O,D) accumulated */
+    float *db,            /* (O) accumulated; may be NULL */
+    const float *dy,      /* (M,O) */
+    const float *x,       /* (M,D) */
+    const float *w,       /* (O,D) */
+    int64_t M, int64_t D, int64_t O);
+
 /* ---- softmax and cross-entropy (TimeSoftmaxWithLoss) ------------------------------------------------------ */
 
 /* Pass as ignore_index when no target is to be skipped: every target must then lie in [0, V). */

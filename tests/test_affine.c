@@ -99,6 +99,53 @@ static void test_grad(int64_t M, int64_t D, int64_t O, uint64_t seed) {
     free(dxd); free(dwd); free(dbd); free(dx); free(dw); free(db);
 }
 
+/* The transposed layout (W stored (O,D), as a tied embedding) against the double reference of x·Wᵀ + b, with the
+ * same float32-rounding tolerances as test_vs_ref (the same sums in another memory order), and its bad arguments. */
+static void test_transposed(int64_t M, int64_t D, int64_t O, int use_b, uint64_t seed) {
+    printf("affine transposed M=%lld D=%lld O=%lld b=%s\n", (long long)M, (long long)D, (long long)O,
+           use_b ? "yes" : "NULL");
+    rng_t r = {seed};
+    float *x = alloc_f(M * D), *wt = alloc_f(O * D), *b = alloc_f(O), *y = alloc_f(M * O), *dy = alloc_f(M * O);
+    float *dx = alloc_f(M * D), *dwt = alloc_f(O * D), *db = alloc_f(O);
+    fill_f(x, M * D, &r, -1, 1);
+    fill_f(wt, O * D, &r, -1 / sqrt((double)D), 1 / sqrt((double)D));
+    fill_f(b, O, &r, -1, 1);
+    fill_f(dy, M * O, &r, -1, 1);
+    fill_f(dwt, O * D, &r, -1, 1);
+    fill_f(db, O, &r, -1, 1);
+    fill_const_f(y, M * O, NAN);
+    fill_const_f(dx, M * D, NAN);
+    double *xd = to_d(x, M * D), *wd = alloc_d(D * O), *bd = to_d(b, O), *yd = alloc_d(M * O);
+    double *dyd = to_d(dy, M * O), *dxd = alloc_d(M * D), *dwd = alloc_d(D * O), *dbd = to_d(db, O);
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t d = 0; d < D; d++) { wd[d * O + o] = wt[o * D + d]; dwd[d * O + o] = dwt[o * D + d]; }
+
+    CHECK_STATUS(rnncore_affine_transposed_forward(y, x, wt, use_b ? b : NULL, M, D, O), RNNCORE_OK);
+    ref_affine_forward(yd, xd, wd, use_b ? bd : NULL, M, D, O);
+    double tf = 4.0 * (double)(D + 1) * U32;
+    check_close_fd("affine_transposed_forward y", y, yd, M * O, tf, tf);
+
+    CHECK_STATUS(rnncore_affine_transposed_backward(dx, dwt, use_b ? db : NULL, dy, x, wt, M, D, O), RNNCORE_OK);
+    ref_affine_backward(dxd, dwd, use_b ? dbd : NULL, dyd, xd, wd, M, D, O);
+    double *dwtd = alloc_d(O * D);
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t d = 0; d < D; d++) dwtd[o * D + d] = dwd[d * O + o];
+    double tx = 4.0 * (double)(O + 1) * U32, tp = 4.0 * (double)(M + 2) * U32;
+    check_close_fd("affine_transposed_backward dx", dx, dxd, M * D, tx, tx);
+    check_close_fd("affine_transposed_backward dW (accumulated, (O,D))", dwt, dwtd, O * D, tp, tp);
+    check_close_fd("affine_transposed_backward db (accumulated)", db, dbd, O, tp, tp);
+
+    /* bad arguments: the same contract as the plain layout */
+    CHECK_STATUS(rnncore_affine_transposed_forward(NULL, x, wt, b, M, D, O), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(rnncore_affine_transposed_forward(y, x, wt, b, 0, D, O), RNNCORE_ERR_INVALID_SIZE);
+    CHECK_STATUS(rnncore_affine_transposed_forward(x, x, wt, b, M, D, O), RNNCORE_ERR_ALIASING);
+    CHECK_STATUS(rnncore_affine_transposed_backward(dx, NULL, db, dy, x, wt, M, D, O), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(rnncore_affine_transposed_backward(dx, wt, db, dy, x, wt, M, D, O), RNNCORE_ERR_ALIASING);
+
+    free(x); free(wt); free(b); free(y); free(dy); free(dx); free(dwt); free(db);
+    free(xd); free(wd); free(bd); free(yd); free(dyd); free(dxd); free(dwd); free(dbd); free(dwtd);
+}
+
 int main(void) {
     test_vs_ref(1, 1, 1, 1, 1);
     test_vs_ref(1, 5, 2, 1, 2);      /* M=1, O=2 (a V=2 output layer) */
@@ -108,5 +155,8 @@ int main(void) {
     test_vs_ref(200, 32, 1000, 0, 6);
     test_grad(4, 3, 5, 10);
     test_grad(1, 2, 2, 11);
+    test_transposed(1, 1, 1, 1, 20);
+    test_transposed(7, 5, 3, 0, 21);
+    test_transposed(64, 96, 300, 1, 22);  /* BLAS-sized */
     return test_finish("test_affine");
 }
