@@ -191,8 +191,12 @@ struct Train: ParsableCommand {
     private func loadData(settings: TrainingSettings, resuming resumed: ResumePoint?) throws -> TrainingData {
         guard let train else { return try TrainingData.builtIn(seed: settings.seed, level: settings.level) }
         let trainURL = URL(fileURLWithPath: train)
-        let trainCorpus = try Corpus.load(contentsOf: trainURL, level: settings.level)
+        // New runs number the vocabulary by training-set frequency (the adaptive softmax's head is the most frequent
+        // ids); a resumed run keeps the checkpoint's numbering, whichever order it has (earlier releases numbered
+        // by first appearance).
+        var trainCorpus = try Corpus.load(contentsOf: trainURL, level: settings.level).orderedByFrequency()
         if let checkpoint = resumed?.checkpoint {
+            if let renumbered = trainCorpus.renumbered(as: checkpoint.vocabulary) { trainCorpus = renumbered }
             let fingerprint = TokenFingerprint(trainCorpus.ids)
             guard trainCorpus.vocabulary == checkpoint.vocabulary, fingerprint == checkpoint.trainingData else {
                 throw ValidationError("the training text is not the one this run was trained on: \(train) holds \(fingerprint), the run in \(resumed!.path) was trained on \(checkpoint.trainingData); give the original --train text")

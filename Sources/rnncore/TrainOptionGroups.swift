@@ -3,6 +3,7 @@
 // command line and the library cannot disagree.
 
 import ArgumentParser
+import Foundation
 import RNNCore
 
 /// The model's architecture: `ModelSettings`.
@@ -20,11 +21,20 @@ struct ModelOptions: ParsableArguments {
     var dropout: Float = defaults.dropout
     @Flag(help: "Bidirectional layers (not for language models: the backward direction would see the next token).")
     var bidirectional = false
+    @Option(help: "Output layer: full (softmax over all V words) or adaptive (a head over the most frequent words and tail clusters behind smaller projections; exact probabilities, far fewer FLOPs for large vocabularies).")
+    var softmax: SoftmaxKind = defaults.softmax
+    @Option(help: ArgumentHelp("Adaptive softmax cluster boundaries, comma-separated and increasing, below V (default: 20 % and 60 % of V, 2000,6000 for Penn Treebank).", valueName: "n,n,…"))
+    var cutoffs: CutoffList?
+    @Option(name: .customLong("div-value"), parsing: .unconditional, help: "Adaptive softmax: tail cluster i projects H to H / div^(i+1) units.")
+    var divValue: Float = defaults.divValue
+    @Flag(name: .customLong("tie-weights"), help: "Use the embedding table as the output weight (Press & Wolf 2017): needs --embed = --hidden and the full softmax.")
+    var tieWeights = defaults.tiedWeights
 
     func validate() throws {
         if let problem = settings.firstProblem {
             throw ValidationError(optionName: ["embeddingSize": "--embed", "hiddenSize": "--hidden", "layers": "--layers",
-                                               "dropout": "--dropout"], problem)
+                                               "dropout": "--dropout", "cutoffs": "--cutoffs", "divValue": "--div-value",
+                                               "tiedWeights": "--tie-weights"], problem)
         }
         if bidirectional {
             throw ValidationError("""
@@ -38,7 +48,22 @@ struct ModelOptions: ParsableArguments {
     /// The architecture these options give.
     var settings: ModelSettings {
         ModelSettings(cell: cell, layers: layers, embeddingSize: embed, hiddenSize: hidden, dropout: dropout,
-                      input: input)
+                      input: input, softmax: softmax, cutoffs: cutoffs?.values ?? [], divValue: divValue,
+                      tiedWeights: tieWeights)
+    }
+}
+
+extension SoftmaxKind: ExpressibleByArgument {}
+
+/// `--cutoffs 2000,6000`: positive integers separated by commas.
+struct CutoffList: ExpressibleByArgument {
+    var values: [Int]
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false)
+        let values = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, values.count == parts.count else { return nil }
+        self.values = values
     }
 }
 

@@ -206,6 +206,16 @@ public struct Vocabulary: Sendable, Equatable, Codable {
         return try encoder.encode(text)
     }
 
+    /// A vocabulary of tokens known to be valid and distinct (a permutation of another vocabulary's).
+    init(uncheckedTokens tokens: [String], level: Level) {
+        self.level = level
+        self.tokens = tokens
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(tokens.count)
+        for (i, token) in tokens.enumerated() { ids[token] = Int32(i) }
+        self.ids = ids
+    }
+
     private init(uncheckedLevel level: Level) {
         self.level = level
         self.tokens = []

@@ -1,15 +1,21 @@
 import CRNNCore
 
 /// A fully connected layer y = x·W + b over the rows of its input: the TimeAffine layer.
+///
+/// The weight is usually stored (D, O). A layer made with ``init(transposedWeight:bias:name:)`` reads a (O, D)
+/// weight instead, y = x·Wᵀ + b: the layout of an embedding table, so that a language model's output layer can
+/// share its embedding's parameter (tied weights; both uses add to the one gradient).
 public final class Affine {
-    /// The (D, O) weight.
+    /// The weight: (D, O), or (O, D) when ``weightIsTransposed``.
     public let weight: Parameter
     /// The (O) bias, or nil for none.
     public let bias: Parameter?
+    /// Whether ``weight`` is stored (O, D).
+    public let weightIsTransposed: Bool
     /// D, the input size.
-    public var inputSize: Int { weight.shape[0] }
+    public var inputSize: Int { weight.shape[weightIsTransposed ? 1 : 0] }
     /// O, the output size.
-    public var outputSize: Int { weight.shape[1] }
+    public var outputSize: Int { weight.shape[weightIsTransposed ? 0 : 1] }
 
     private var cachedInput: Tensor?
 
@@ -19,10 +25,21 @@ public final class Affine {
         if let bias { try bias.expectShape([weight.shape[1]], "affine bias") }
         self.weight = Parameter(name: "\(name).weight", value: weight)
         self.bias = bias.map { Parameter(name: "\(name).bias", value: $0) }
+        weightIsTransposed = false
     }
 
-    /// The parameters, in a fixed order.
-    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+    /// Creates a layer y = x·Wᵀ + b that uses `weight`, a (O, D) parameter owned elsewhere (such as an embedding
+    /// table), and an optional (O) bias of its own.
+    public init(transposedWeight weight: Parameter, bias: Tensor?, name: String = "affine") throws(RNNCoreError) {
+        guard weight.shape.count == 2 else { throw .shapeMismatch("affine weight must be (O, D), got \(weight.shape)") }
+        if let bias { try bias.expectShape([weight.shape[0]], "affine bias") }
+        self.weight = weight
+        self.bias = bias.map { Parameter(name: "\(name).bias", value: $0) }
+        weightIsTransposed = true
+    }
+
+    /// The parameters this layer owns, in a fixed order (a transposed weight belongs to its owner).
+    public var parameters: [Parameter] { (weightIsTransposed ? [] : [weight]) + (bias.map { [$0] } ?? []) }
 
     /// Applies the layer to every row: input (…, D) gives (…, O).
     public func forward(_ x: Tensor) throws(RNNCoreError) -> Tensor {
@@ -38,9 +55,9 @@ public final class Affine {
             throw .shapeMismatch("affine input has shape \(x.shape), expected (…, \(inputSize))")
         }
         y.prepare(like: x, last: outputSize)
-        try check(rnncore_affine_forward(y.writePointer(), x.readPointer, weight.value.readPointer,
-                                         bias?.value.readPointer,
-                                         Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
+        let forward = weightIsTransposed ? rnncore_affine_transposed_forward : rnncore_affine_forward
+        try check(forward(y.writePointer(), x.readPointer, weight.value.readPointer, bias?.value.readPointer,
+                          Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
                   "affine forward")
         cachedInput = x
     }
@@ -59,10 +76,10 @@ public final class Affine {
             throw .shapeMismatch("affine output gradient has shape \(dy.shape), expected \(Array(x.shape.dropLast()) + [outputSize])")
         }
         dx.prepare(like: x)
-        try check(rnncore_affine_backward(dx.writePointer(), weight.gradient.writePointer(),
-                                          bias?.gradient.writePointer(), dy.readPointer, x.readPointer,
-                                          weight.value.readPointer,
-                                          Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
+        let backward = weightIsTransposed ? rnncore_affine_transposed_backward : rnncore_affine_backward
+        try check(backward(dx.writePointer(), weight.gradient.writePointer(), bias?.gradient.writePointer(),
+                           dy.readPointer, x.readPointer, weight.value.readPointer,
+                           Int64(x.count / inputSize), Int64(inputSize), Int64(outputSize)),
                   "affine backward")
     }
 

@@ -110,7 +110,33 @@ extension RNNLanguageModel.Configuration {
             total = Saturating.sum(total, layerParameterScalars(inputSize: D),
                                    Saturating.multiply(L - 1, layerParameterScalars(inputSize: H)))
         }
-        return Saturating.sum(total, Saturating.multiply(H, V), max(V, 0))
+        return Saturating.sum(total, outputParameterScalars)
+    }
+
+    /// The scalars of the output layer's own parameters (``outputParameterShapes``).
+    private var outputParameterScalars: Int {
+        outputParameterShapes.reduce(0) { Saturating.sum($0, $1.shape.reduce(1) { Saturating.multiply($0, max($1, 0)) }) }
+    }
+
+    /// The floats the output layer needs for M rows besides its parameters: the (M, V) logits of the full
+    /// softmax, or the adaptive softmax's workspace (the C query), saturating.
+    private func outputScalars(rows M: Int) -> Int {
+        switch softmax {
+        case .full:
+            return Saturating.multiply(M, vocabularySize)
+        case .adaptive:
+            let bounds = (cutoffs + [vocabularySize]).map(Int64.init)
+            let projections = tailProjectionSizes.map(Int64.init)
+            var floats: Int64 = 0
+            let status = bounds.withUnsafeBufferPointer { bp in
+                projections.withUnsafeBufferPointer { pp in
+                    var shape = rnncore_adaptive_softmax(H: Int64(hiddenSize), clusters: Int64(cutoffs.count),
+                                                         cutoffs: bp.baseAddress, projections: pp.baseAddress)
+                    return rnncore_adaptive_softmax_workspace(&floats, &shape, Int64(M))
+                }
+            }
+            return status == RNNCORE_OK && floats < Int64(Int.max) ? Int(floats) : Int.max
+        }
     }
 
     /// G, the gate width, saturating.
@@ -134,10 +160,9 @@ extension RNNLanguageModel.Configuration {
 
     /// The floats of the largest parameter tensor.
     private var largestParameterScalarCount: Int {
-        let (V, D, H) = (vocabularySize, embeddingSize, hiddenSize)
-        let G = gateWidth
-        return [input == .oneHot ? 0 : Saturating.multiply(V, D), Saturating.multiply(D, G), Saturating.multiply(H, G),
-                Saturating.multiply(H, V)].max()!
+        let (V, D, H, G) = (vocabularySize, embeddingSize, hiddenSize, gateWidth)
+        return ([input == .oneHot ? 0 : Saturating.multiply(V, D), Saturating.multiply(D, G), Saturating.multiply(H, G)]
+                + outputParameterShapes.map { $0.shape.reduce(1) { Saturating.multiply($0, max($1, 0)) } }).max()!
     }
 
     /// The (V, V) one-hot identity table and its layer's gradient buffer, in floats.
@@ -149,14 +174,14 @@ extension RNNLanguageModel.Configuration {
     /// outputs (and an LSTM's cell states and gates), the logits, the recurrent states (current and spare), and
     /// with dropout its masks and masked copies; plus the window's two Int32 id arrays (counted as floats).
     private func forwardScalars(_ N: Int, _ T: Int, dropout withDropout: Bool) -> Int {
-        let (D, H, V, L) = (embeddingSize, hiddenSize, vocabularySize, max(layers, 0))
+        let (D, H, L) = (embeddingSize, hiddenSize, max(layers, 0))
         let NT = Saturating.multiply(N, T)
         let NH = Saturating.multiply(N, H)
         // hs, the kernel's cache, and the carried state twice (current and spare).
         let perLayer = Saturating.sum(Saturating.multiply(NT, H), kernelScalars(N, T, truncation: 0).cache,
                                       Saturating.multiply(2, cell.specification.stateCount, NH))
         var total = Saturating.sum(Saturating.multiply(NT, D), Saturating.multiply(L, perLayer),
-                                   Saturating.multiply(NT, V), Saturating.multiply(2, NT))
+                                   outputScalars(rows: NT), Saturating.multiply(2, NT))
         if withDropout {
             // A mask and the masked copy at every site: the embedding output (D) and the input of every later layer.
             total = Saturating.sum(total, Saturating.multiply(2, NT, D), Saturating.multiply(2, L, NT, H))

@@ -9,7 +9,11 @@ extension RNNLanguageModel {
     /// The sizes and the cell come from the shapes: `encoder.weight` gives V and D, `rnn.weight_hh_l0` gives H and
     /// the cell, the `rnn.weight_ih_l*` names the layer count. The recurrent weights are translated as
     /// ``RecurrentNetwork/init(pyTorchStateDict:prefix:cell:bidirectional:dropout:dropoutSeed:)`` does and the
-    /// decoder weight is transposed. Tied weights (`--tied`) need nothing special: the state dict holds both copies.
+    /// decoder weight is transposed. Tied weights (`--tied`) are recognised by a `decoder.weight` equal to
+    /// `encoder.weight`, or by its absence (safetensors files store a shared tensor once). An
+    /// `AdaptiveLogSoftmaxWithLoss` in place of the decoder (`decoder.head.weight`, `decoder.head.bias` if any,
+    /// `decoder.tail.i.0.weight`, `decoder.tail.i.1.weight`) gives an adaptive-softmax model; its cutoffs and
+    /// `div_value` are read from the shapes.
     /// - Parameters:
     ///   - tensors: the state dict; only names that start with `prefix` are read, and each must belong to the model.
     ///   - prefix: the model's path in a larger state dict; empty for `model.state_dict()` itself.
@@ -43,20 +47,34 @@ extension RNNLanguageModel {
             let G = parsed.weights[0].wh.shape[1]
             throw .shapeMismatch(name: prefix + "rnn.weight_ih_l0", expected: [G, D], actual: [G, layer0Input])
         }
-        let decoder = try take("decoder.weight")
-        guard decoder.shape == [V, H] else {
-            throw .shapeMismatch(name: prefix + "decoder.weight", expected: [V, H], actual: decoder.shape)
-        }
-        let bias = try take("decoder.bias")
-        guard bias.shape == [V] else {
-            throw .shapeMismatch(name: prefix + "decoder.bias", expected: [V], actual: bias.shape)
+        var configuration = Configuration(vocabularySize: V, embeddingSize: D, hiddenSize: H,
+                                          layers: parsed.weights.count, cell: parsed.cell, dropout: dropout)
+        var ours: [String: Tensor] = ["embedding.weight": encoder]
+        if own["decoder.head.weight"] != nil {
+            let adaptive = try AdaptiveSoftmax.parsePyTorchStateDict(own, prefix: "decoder.", namePrefix: prefix,
+                                                                    vocabularySize: V, inputSize: H)
+            own = own.filter { !$0.key.hasPrefix("decoder.") }
+            (configuration.softmax, configuration.cutoffs, configuration.divValue) = (.adaptive, adaptive.cutoffs,
+                                                                                      adaptive.divValue)
+            ours.merge(adaptive.tensors) { a, _ in a }
+        } else {
+            let bias = try take("decoder.bias")
+            guard bias.shape == [V] else {
+                throw .shapeMismatch(name: prefix + "decoder.bias", expected: [V], actual: bias.shape)
+            }
+            ours["output.bias"] = bias
+            // Tied (`--tied`): decoder.weight is the encoder's tensor, or left out of the file as a duplicate.
+            if let decoder = own.removeValue(forKey: "decoder.weight"), decoder != encoder {
+                guard decoder.shape == [V, H] else {
+                    throw .shapeMismatch(name: prefix + "decoder.weight", expected: [V, H], actual: decoder.shape)
+                }
+                ours["output.weight"] = decoder.matrixTranspose()
+            } else {
+                configuration.tiedWeights = true
+            }
         }
         if let extra = own.keys.sorted().first { throw .unexpectedTensor(name: prefix + extra) }
 
-        let configuration = Configuration(vocabularySize: V, embeddingSize: D, hiddenSize: H,
-                                          layers: parsed.weights.count, cell: parsed.cell, dropout: dropout)
-        var ours: [String: Tensor] = ["embedding.weight": encoder, "output.weight": decoder.matrixTranspose(),
-                                      "output.bias": bias]
         let spec = parsed.cell.specification
         for (l, w) in parsed.weights.enumerated() {
             for p in spec.parameters { ours["\(parsed.cell.rawValue).\(l).\(p.name)"] = w.tensor(p.role) }
@@ -81,12 +99,12 @@ extension RNNLanguageModel {
 
     /// The parameters under the names of PyTorch's word-level language model example, each prefixed with
     /// `prefix`: `encoder.weight`, `rnn.weight_ih_l0` (= wxᵀ), …, `rnn.bias_hh_l0` (zeros), `decoder.weight`
-    /// (= output weightᵀ), `decoder.bias`.
+    /// (= output weightᵀ, the encoder's values when tied), `decoder.bias`; or the `AdaptiveLogSoftmaxWithLoss`
+    /// tensors under `decoder.` (with `head.bias`: build the module with `head_bias=True`).
     public func pyTorchWordLanguageModelStateDict(prefix: String = "") -> [String: Tensor] {
         var dict = PyTorchRecurrentWeights.stateDict(network.weights, bidirectional: false, prefix: prefix + "rnn.")
         dict[prefix + "encoder.weight"] = embedding.weight.value
-        dict[prefix + "decoder.weight"] = output.weight.value.matrixTranspose()
-        if let bias = output.bias { dict[prefix + "decoder.bias"] = bias.value }
+        dict.merge(output.pyTorchStateDict(prefix: prefix + "decoder.")) { a, _ in a }
         return dict
     }
 }

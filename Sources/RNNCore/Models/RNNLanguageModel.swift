@@ -1,5 +1,6 @@
 /// An RNN language model: embedding (or one-hot inputs) → ``RecurrentNetwork`` (L stacked layers of any cell)
-/// → affine → softmax cross-entropy.
+/// → output layer (``SoftmaxOutput``: affine → softmax cross-entropy, optionally tied to the embedding; or
+/// ``AdaptiveSoftmax``).
 ///
 /// The textbook's SimpleRnnlm, generalised to several layers, every cell of the cell table (``CellKind``), and
 /// dropout on every non-recurrent connection (embedding output, between layers, before the output layer;
@@ -16,10 +17,8 @@ public final class RNNLanguageModel {
     /// The recurrent stack: ``Configuration/layers`` layers of ``Configuration/cell``, stateful, with the model's
     /// dropout between layers.
     public let network: RecurrentNetwork
-    /// The output projection to vocabulary logits.
-    public let output: Affine
-    /// The loss layer.
-    public let criterion = SoftmaxCrossEntropy()
+    /// The output layer: word probabilities and the loss (``Configuration/softmax`` says which).
+    public let output: any OutputLayer
 
     /// Draws the dropout masks during training (the stack's generator, shared by the model's two dropouts). Part
     /// of the training state: a resumed run restores it.
@@ -37,14 +36,15 @@ public final class RNNLanguageModel {
 
     // Buffers reused from window to window (storage kept when the shape repeats).
     private var embedded = Tensor(zeros: [0])
-    private var logits = Tensor(zeros: [0])
+    private var logits = Tensor(zeros: [0])             // scores for ``logits(for:batchSize:)``
     private var topGradient = Tensor(zeros: [0])      // ∂L/∂(the stack's outputs)
     private var inputDropout = DropoutSite()           // on the embedding output
     private var outputDropout = DropoutSite()          // on the stack's outputs, before the output layer
     private var droppedInLastWindow = false
 
     /// Creates a model with the textbook's initialisation, drawn from a seeded generator: embedding N(0, 0.01²),
-    /// recurrent and output weights N(0, 1/fan_in), biases zero.
+    /// recurrent and output weights N(0, 1/fan_in), biases zero. A tied embedding, being the output weight too, is
+    /// drawn N(0, 1/H).
     /// - Throws: ``RNNCoreError/invalidArgument(_:)`` for a configuration out of range, or
     ///   ``RNNCoreError/insufficientMemory(required:available:what:)`` (before allocating) when the parameters and
     ///   their gradients do not fit the memory this process can still allocate.
@@ -63,7 +63,7 @@ public final class RNNLanguageModel {
         var tensors: [String: Tensor] = [:]
         for (name, shape) in configuration.parameterShapes {
             let std: Float = switch name {
-            case "embedding.weight": 0.01
+            case "embedding.weight": configuration.tiedWeights ? 1 / Float(shape[1]).squareRoot() : 0.01
             case _ where shape.count == 1: 0  // every bias
             default: 1 / Float(shape[0]).squareRoot()  // fan-in of a (in, out) weight
             }
@@ -107,7 +107,23 @@ public final class RNNLanguageModel {
         network = try RecurrentNetwork(cell: configuration.cell, bidirectional: false, weights: weights,
                                        dropout: configuration.dropout, dropoutSeed: dropoutSeed)
         network.isStateful = true
-        output = try Affine(weight: take("output.weight", [H, V]), bias: take("output.bias", [V]), name: "output")
+        switch configuration.softmax {
+        case .full:
+            let bias = try take("output.bias", [V])
+            output = SoftmaxOutput(affine: configuration.tiedWeights
+                ? try Affine(transposedWeight: embedding.weight, bias: bias, name: "output")
+                : try Affine(weight: take("output.weight", [H, V]), bias: bias, name: "output"))
+        case .adaptive:
+            let shapes = configuration.outputParameterShapes
+            var tensors: [String: Tensor] = [:]
+            for (name, shape) in shapes { tensors[name] = try take(name, shape) }
+            let C = configuration.cutoffs.count
+            output = try AdaptiveSoftmax(cutoffs: configuration.cutoffs, vocabularySize: V,
+                                         headWeight: tensors["output.head.weight"]!,
+                                         headBias: tensors["output.head.bias"]!,
+                                         tailProjections: (0..<C).map { tensors["output.tail.\($0).projection"]! },
+                                         tailWeights: (0..<C).map { tensors["output.tail.\($0).weight"]! })
+        }
         if let extra = remaining.keys.sorted().first {
             throw .invalidArgument("unexpected tensor \(extra) for this configuration")
         }
@@ -134,9 +150,11 @@ public final class RNNLanguageModel {
     /// Forgets the hidden state of every recurrent layer.
     public func resetState() { network.resetState() }
 
-    /// Logits (N, T, V) for N streams of T token ids (batch-major), advancing the hidden state.
+    /// Scores (N, T, V) for N streams of T token ids (batch-major), advancing the hidden state: their softmax is
+    /// the model's next-word distribution (logits of the full softmax, log-probabilities of the adaptive one).
     public func logits(for ids: [Int32], batchSize N: Int) throws(RNNCoreError) -> Tensor {
-        try forwardIntoBuffers(ids, batchSize: N, training: false)
+        let top = try forwardIntoBuffers(ids, batchSize: N, training: false)
+        try output.scores(top, into: &logits)
         return logits
     }
 
@@ -145,9 +163,8 @@ public final class RNNLanguageModel {
     public func loss(ids: [Int32], targets: [Int32], batchSize N: Int,
                      ignoreIndex: Int32? = nil) throws(RNNCoreError) -> (loss: Double, count: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
-        try forwardIntoBuffers(ids, batchSize: N, training: false)
-        criterion.ignoreIndex = ignoreIndex
-        return try criterion.loss(logits, targets: targets)
+        let top = try forwardIntoBuffers(ids, batchSize: N, training: false)
+        return try output.loss(top, targets: targets, ignoreIndex: ignoreIndex)
     }
 
     /// Forward and backward over one window: returns the mean loss and ADDS its gradient to every parameter's
@@ -177,38 +194,21 @@ public final class RNNLanguageModel {
     private func step(ids: [Int32], targets: [Int32], batchSize N: Int, ignoreIndex: Int32?,
                       countCorrect: Bool) throws(RNNCoreError) -> (loss: Double, count: Int, correct: Int) {
         guard targets.count == ids.count else { throw .shapeMismatch("\(ids.count) ids but \(targets.count) targets") }
-        try forwardIntoBuffers(ids, batchSize: N, training: true)
+        let top = try forwardIntoBuffers(ids, batchSize: N, training: true)
         defer { releaseCaches() }
-        let correct = countCorrect ? Self.countCorrect(logits, targets: targets, ignoreIndex: ignoreIndex) : 0
-        criterion.ignoreIndex = ignoreIndex
-        let result = try criterion.lossAndGradient(&logits, targets: targets)
-        try output.backward(logits, into: &topGradient)
+        let result = try output.lossAndGradient(top, targets: targets, ignoreIndex: ignoreIndex,
+                                                countCorrect: countCorrect, inputGradient: &topGradient)
         if droppedInLastWindow { outputDropout.backward(&topGradient) }
         var dEmbedded = try network.backpropagate(topGradient, finalStateGradient: nil)
         if droppedInLastWindow { inputDropout.backward(&dEmbedded) }
         if configuration.input == .embedding { try embedding.backward(dEmbedded) }
-        return (result.loss, result.count, correct)
+        return result
     }
 
-    /// How many rows of `logits` have their largest entry at the target (ignored targets do not count).
-    static func countCorrect(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32?) -> Int {
-        let V = logits.shape.last ?? 1
-        return logits.withUnsafeBufferPointer { z in
-            var correct = 0
-            for (m, target) in targets.enumerated() where target != ignoreIndex {
-                let row = z[(m * V)..<((m + 1) * V)]
-                var best = row.startIndex
-                for i in row.indices where row[i] > row[best] { best = i }
-                if best - m * V == Int(target) { correct += 1 }
-            }
-            return correct
-        }
-    }
-
-    /// Runs embedding → stack → output into the buffers; with `training` and a positive dropout, the embedding
-    /// output, the input of every later layer and the stack's output each go through a fresh dropout mask, drawn
-    /// in that order.
-    private func forwardIntoBuffers(_ ids: [Int32], batchSize N: Int, training: Bool) throws(RNNCoreError) {
+    /// Runs embedding → stack into the buffers and returns the output layer's input; with `training` and a
+    /// positive dropout, the embedding output, the input of every later layer and the stack's output each go
+    /// through a fresh dropout mask, drawn in that order.
+    private func forwardIntoBuffers(_ ids: [Int32], batchSize N: Int, training: Bool) throws(RNNCoreError) -> Tensor {
         guard N > 0, !ids.isEmpty, ids.count % N == 0 else {
             throw .shapeMismatch("\(ids.count) ids do not form \(N) equal streams")
         }
@@ -222,19 +222,22 @@ public final class RNNLanguageModel {
         var top = try network.run(input, initialState: nil, training: training)
         if droppedInLastWindow { top = outputDropout.apply(top, probability: p, generator: &network.dropoutGenerator,
                                                                     shard: dropoutShard) }
-        try output.forward(top, into: &logits)
+        return top
     }
 
     /// The activation buffers of the model and its stack (not the layers' states and workspaces), for tests that
     /// check reuse.
     var buffers: [Tensor] {
         [embedded, logits, topGradient, inputDropout.mask, inputDropout.output, outputDropout.mask,
-         outputDropout.output] + network.buffers
+         outputDropout.output] + outputBuffers + network.buffers
     }
 
     /// The floats of every buffer the model, its stack and its layers keep between windows.
     var bufferScalarCount: Int { [embedded, logits, topGradient, inputDropout.mask, inputDropout.output,
-                                  outputDropout.mask, outputDropout.output].reduce(network.bufferScalarCount) { $0 + $1.count } }
+                                  outputDropout.mask, outputDropout.output].reduce(network.bufferScalarCount) { $0 + $1.count }
+                               + outputBuffers.reduce(0) { $0 + $1.count } }
+
+    private var outputBuffers: [Tensor] { (output as? SoftmaxOutput)?.buffers ?? [] }
 
     /// Drops every layer's references to the activation buffers.
     private func releaseCaches() {

@@ -128,36 +128,60 @@ public struct ModelSettings: Codable, Sendable, Equatable {
     public var dropout: Float = 0
     /// How tokens enter the first recurrent layer.
     public var input: InputEncoding = .embedding
+    /// The output layer: the full softmax, or an adaptive softmax.
+    public var softmax: SoftmaxKind = .full
+    /// The adaptive softmax's cutoffs; empty for ``RNNLanguageModel/Configuration/defaultCutoffs(vocabularySize:)``
+    /// (and for the full softmax).
+    public var cutoffs: [Int] = []
+    /// The adaptive softmax's projection divisor.
+    public var divValue: Float = 4
+    /// Whether the output weight is tied to the embedding (full softmax, D = H).
+    public var tiedWeights: Bool = false
 
-    /// The default architecture: one tanh RNN layer, D = H = 100, no dropout, a trained embedding.
+    /// The default architecture: one tanh RNN layer, D = H = 100, no dropout, a trained embedding, the full
+    /// softmax, untied.
     public init() {}
 
     /// Creates an architecture from its parts (the defaults are those of ``init()``).
     public init(cell: CellKind = ModelSettings().cell, layers: Int = ModelSettings().layers,
                 embeddingSize: Int = ModelSettings().embeddingSize, hiddenSize: Int = ModelSettings().hiddenSize,
-                dropout: Float = ModelSettings().dropout, input: InputEncoding = ModelSettings().input) {
+                dropout: Float = ModelSettings().dropout, input: InputEncoding = ModelSettings().input,
+                softmax: SoftmaxKind = ModelSettings().softmax, cutoffs: [Int] = ModelSettings().cutoffs,
+                divValue: Float = ModelSettings().divValue, tiedWeights: Bool = ModelSettings().tiedWeights) {
         self.cell = cell
         self.layers = layers
         self.embeddingSize = embeddingSize
         self.hiddenSize = hiddenSize
         self.dropout = dropout
         self.input = input
+        self.softmax = softmax
+        self.cutoffs = cutoffs
+        self.divValue = divValue
+        self.tiedWeights = tiedWeights
     }
 
     /// The architecture of `configuration` (its vocabulary size left out).
     public init(_ configuration: RNNLanguageModel.Configuration) {
         self.init(cell: configuration.cell, layers: configuration.layers, embeddingSize: configuration.embeddingSize,
-                  hiddenSize: configuration.hiddenSize, dropout: configuration.dropout, input: configuration.input)
+                  hiddenSize: configuration.hiddenSize, dropout: configuration.dropout, input: configuration.input,
+                  softmax: configuration.softmax, cutoffs: configuration.cutoffs, divValue: configuration.divValue,
+                  tiedWeights: configuration.tiedWeights)
     }
 
     /// The model configuration of this architecture over a vocabulary of `vocabularySize` tokens.
     public func configuration(vocabularySize: Int) -> RNNLanguageModel.Configuration {
         RNNLanguageModel.Configuration(vocabularySize: vocabularySize, embeddingSize: embeddingSize,
                                        hiddenSize: hiddenSize, layers: layers, cell: cell, dropout: dropout,
-                                       input: input)
+                                       input: input, softmax: softmax,
+                                       cutoffs: softmax == .adaptive && cutoffs.isEmpty
+                                           ? RNNLanguageModel.Configuration.defaultCutoffs(vocabularySize: vocabularySize)
+                                           : cutoffs,
+                                       divValue: divValue, tiedWeights: tiedWeights)
     }
 
-    enum CodingKeys: String, CodingKey { case cell, layers, embeddingSize, hiddenSize, dropout, input }
+    enum CodingKeys: String, CodingKey {
+        case cell, layers, embeddingSize, hiddenSize, dropout, input, softmax, cutoffs, divValue, tiedWeights
+    }
 
     /// The first field out of range and why, or nil when every field is in range (decoding checks the same).
     public var firstProblem: SettingsProblem? { problem.map { SettingsProblem(field: $0.key.stringValue, reason: $0.reason) } }
@@ -168,6 +192,15 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         if hiddenSize < 1 { return (.hiddenSize, "must be at least 1, got \(hiddenSize)") }
         if layers < 1 { return (.layers, "must be at least 1, got \(layers)") }
         if !(dropout >= 0 && dropout < 1) { return (.dropout, "must lie in [0, 1), got \(dropout)") }
+        if softmax == .full, !cutoffs.isEmpty { return (.cutoffs, "apply only to the adaptive softmax") }
+        if let first = cutoffs.first, first < 1 || !zip(cutoffs, cutoffs.dropFirst()).allSatisfy({ $0 < $1 }) {
+            return (.cutoffs, "must be positive and strictly increasing, got \(cutoffs.map(String.init).joined(separator: ","))")
+        }
+        if !(divValue >= 1 && divValue.isFinite) { return (.divValue, "must be a finite number of at least 1, got \(divValue)") }
+        if tiedWeights, softmax != .full { return (.tiedWeights, "needs the full softmax (the adaptive softmax has no V × H output weight to share)") }
+        if tiedWeights, input != .embedding || embeddingSize != hiddenSize {
+            return (.tiedWeights, "needs a trained embedding with embedding size = hidden size, got \(input == .oneHot ? "one-hot inputs" : "D \(embeddingSize)"), H \(hiddenSize)")
+        }
         return nil
     }
 
@@ -180,6 +213,11 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
         dropout = try c.decode(Float.self, forKey: .dropout)
         input = try c.decodeCase(of: InputEncoding.self, forKey: .input)
+        // Absent from the records of release 0.2 (before the output layers): their defaults.
+        softmax = c.contains(.softmax) ? try c.decodeCase(of: SoftmaxKind.self, forKey: .softmax) : .full
+        cutoffs = try c.decodeIfPresent([Int].self, forKey: .cutoffs) ?? []
+        divValue = try c.decodeIfPresent(Float.self, forKey: .divValue) ?? 4
+        tiedWeights = try c.decodeIfPresent(Bool.self, forKey: .tiedWeights) ?? false
         try c.require(problem)
     }
 
@@ -192,6 +230,10 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         try c.encode(hiddenSize, forKey: .hiddenSize)
         try c.encode(dropout, forKey: .dropout)
         try c.encode(input, forKey: .input)
+        try c.encode(softmax, forKey: .softmax)
+        try c.encode(cutoffs, forKey: .cutoffs)
+        try c.encode(divValue, forKey: .divValue)
+        try c.encode(tiedWeights, forKey: .tiedWeights)
     }
 }
 
