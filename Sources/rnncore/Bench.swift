@@ -17,7 +17,11 @@ struct Bench: ParsableCommand {
         another, and their ratios to RNNCore are printed. Configurations (V, D, H, N, T; one tanh RNN layer \
         unless named): BOOK 10000 100 100 10 5, W100 10000 100 100 20 35, W650 10000 650 650 20 35, \
         C512 65 512 512 64 64, L200 10000 200 200 20 20 (2-layer LSTM), L650 10000 650 650 20 35 (2-layer LSTM), \
-        G650 10000 650 650 20 35 (2-layer GRU).
+        G650 10000 650 650 20 35 (2-layer GRU). Word-level targets are drawn from a Zipf distribution over \
+        the frequency-ordered ids (as in real text; the full softmax's cost does not depend on them). \
+        With --softmax adaptive, every word-level configuration is timed twice in the same run, with the full \
+        softmax and with an adaptive one (cutoffs 2000,6000, div value 4), and the speed-up is printed; its \
+        FLOPs count the head for every row and each tail cluster for the rows whose target is in it.
         """)
 
     @Option(name: .customLong("config"),
@@ -30,6 +34,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("peers-dir"), help: "Where the peer scripts are (default: ./benchmarks).")
     var peersDirectory: String?
     @Flag(help: "Print one JSON object with every result.") var json = false
+    @Option(help: "Output layer: full, or adaptive (times each word-level configuration with both).")
+    var softmax: SoftmaxKind = .full
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
@@ -49,7 +55,9 @@ struct Bench: ParsableCommand {
         log(String(format: "sgemm peak: %.1f GFLOP/s (1024×1024×1024, best of 5)", peak))
         var results: [[String: Any]] = []
         for config in configs {
-            let ours = try BenchRunner(config: config, steps: steps, warmup: warmup).run()
+            let ours = try BenchRunner(config: config, softmax: .full, steps: steps, warmup: warmup).run()
+            let adaptive = softmax == .adaptive && config.isWordLevel
+                ? try BenchRunner(config: config, softmax: .adaptive, steps: steps, warmup: warmup).run() : nil
             var entry: [String: Any] = [
                 "config": config.rawValue, "V": config.sizes.V, "D": config.sizes.D, "H": config.sizes.H,
                 "N": config.sizes.N, "T": config.sizes.T, "cell": config.cell.rawValue, "layers": config.layers,
@@ -61,9 +69,21 @@ struct Bench: ParsableCommand {
             log(ours.row(name: "rnncore", trainRatio: 1, forwardRatio: 1))
             log(String(format: "  rnncore training: %.1f GFLOP/s = %.0f%% of the sgemm peak; peak RSS %.0f MiB (%.2f× the %.0f MiB of parameters, gradients and one window's activations); ",
                        ours.trainGFLOPS, 100 * ours.trainGFLOPS / peak, ours.peakResidentMiB,
-                       ours.peakResidentMiB / (config.trainingBytes / 1048576), config.trainingBytes / 1048576)
+                       ours.peakResidentMiB / (ours.trainingBytes / 1048576), ours.trainingBytes / 1048576)
                 + (ours.allocationsPerTrainingStep.map { String(format: "%.2f heap allocations per step", $0) }
                    ?? "allocations not counted (benchmarks/count-allocations.sh counts them)"))
+            if let adaptive {
+                entry["rnncore_adaptive"] = adaptive.dictionary(peak: peak)
+                log(adaptive.row(name: "rnncore adaptive", trainRatio: ours.trainMilliseconds / adaptive.trainMilliseconds,
+                                 forwardRatio: ours.forwardMilliseconds / adaptive.forwardMilliseconds))
+                log(String(format: "  adaptive softmax (cutoffs %@): training step %.2f× faster than the full softmax, forward %.2f×; %.1f GFLOP/s = %.0f%% of the sgemm peak, %.1f%% of the full step's FLOPs",
+                           adaptive.cutoffs.map(String.init).joined(separator: ","),
+                           ours.trainMilliseconds / adaptive.trainMilliseconds,
+                           ours.forwardMilliseconds / adaptive.forwardMilliseconds, adaptive.trainGFLOPS,
+                           100 * adaptive.trainGFLOPS / peak, 100 * adaptive.forwardFLOPs / ours.forwardFLOPs))
+            } else if softmax == .adaptive {
+                log("  adaptive softmax: not timed for a character-level configuration (V \(config.sizes.V))")
+            }
             for peer in peerList {
                 let result = runPeer(peer, config: config)
                 entry[peer] = result
@@ -80,7 +100,8 @@ struct Bench: ParsableCommand {
             results.append(entry)
         }
         if json {
-            let object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup]
+            let object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup,
+                                         "softmax": softmax.rawValue]
             print(try JSONOutput.line(object))
         }
     }
@@ -156,9 +177,14 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
         }
     }
 
-    /// The model: embedding, `layers` recurrent layers of `cell`, affine; no dropout.
-    var modelConfiguration: RNNLanguageModel.Configuration {
-        .init(vocabularySize: sizes.V, embeddingSize: sizes.D, hiddenSize: sizes.H, layers: layers, cell: cell)
+    /// Whether the configuration is a word-level model (PTB's 10,000 words), where the adaptive softmax applies.
+    var isWordLevel: Bool { sizes.V >= 1000 }
+
+    /// The model: embedding, `layers` recurrent layers of `cell`, the given output layer (adaptive: cutoffs 2000
+    /// and 6000, div value 4); no dropout.
+    func modelConfiguration(softmax: SoftmaxKind = .full) -> RNNLanguageModel.Configuration {
+        .init(vocabularySize: sizes.V, embeddingSize: sizes.D, hiddenSize: sizes.H, layers: layers, cell: cell,
+              softmax: softmax, cutoffs: softmax == .adaptive ? [2000, 6000] : [])
     }
 
     /// The input size of layer l: D for the first, H above it.
@@ -168,28 +194,41 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
     /// activations with their gradients, the recurrent kernels' caches and workspaces and the carried states, as
     /// the model's own ``RNNLanguageModel/Configuration/trainingMemoryEstimate`` counts them for every cell (no
     /// best-weights copy, no checkpoints, no validation window in the benchmark).
-    var trainingBytes: Double {
-        let estimate = modelConfiguration.trainingMemoryEstimate(
+    func trainingBytes(softmax: SoftmaxKind) -> Double {
+        let estimate = modelConfiguration(softmax: softmax).trainingMemoryEstimate(
             batchSize: sizes.N, bptt: sizes.T, optimizerSlots: 0, keepsBestWeights: false, savesCheckpoints: false)
         return Double(estimate.totalBytes)
     }
 
     /// Multiply-add FLOPs of one forward pass: every layer's input projection and recurrence, and the output
-    /// projection, 2·NT·(Σ_l (D_l·G + H·G) + H·V) with G = gates·H from the cell table (1, 4 or 3 gate blocks for
-    /// the RNN, LSTM and GRU) and D_l = D for the first layer, H above it (the element-wise gate and softmax work
-    /// is not counted). A training step counts 3× this (backward: two GEMMs per forward one).
-    var forwardFLOPs: Double {
+    /// projection, 2·NT·(Σ_l (D_l·G + H·G)) + the output layer's, with G = gates·H from the cell table (1, 4 or
+    /// 3 gate blocks for the RNN, LSTM and GRU) and D_l = D for the first layer, H above it (the element-wise gate
+    /// and softmax work is not counted). The full softmax's output layer is 2·NT·H·V; the adaptive one's is
+    /// 2·NT·H·K for the head plus 2·(H·P_i + P_i·S_i) for each row whose target is in cluster i. A training step
+    /// counts 3× this (backward: two GEMMs per forward one).
+    func forwardFLOPs(softmax: SoftmaxKind, targets: [Int32]) -> Double {
         let s = sizes
         let recurrent = (0..<layers).reduce(0) {
             $0 + cell.specification.forwardMultiplyAdds(inputSize: inputSize(ofLayer: $1), hiddenSize: s.H)
         }
-        return 2 * s.tokens * Double(recurrent + s.H * s.V)
+        let c = modelConfiguration(softmax: softmax)
+        var output = 2 * s.tokens * Double(s.H * s.V)
+        if softmax == .adaptive {
+            let bounds = c.cutoffs + [s.V]
+            output = 2 * s.tokens * Double(s.H * (c.cutoffs[0] + c.cutoffs.count))
+            for (i, p) in c.tailProjectionSizes.enumerated() {
+                let rows = targets.filter { Int($0) >= bounds[i] && Int($0) < bounds[i + 1] }.count
+                output += 2 * Double(rows) * Double(s.H * p + p * (bounds[i + 1] - bounds[i]))
+            }
+        }
+        return 2 * s.tokens * Double(recurrent) + output
     }
 }
 
 /// Times RNNCore on one configuration.
 struct BenchRunner {
     let config: BenchConfig
+    let softmax: SoftmaxKind
     let steps: Int
     let warmup: Int
 
@@ -203,6 +242,9 @@ struct BenchRunner {
         var peakResidentMiB: Double
         var trainingMiB: Double
         var tokens: Double
+        var forwardFLOPs: Double
+        var trainingBytes: Double
+        var cutoffs: [Int]
         /// Heap allocations (malloc-family calls, all threads) per training step after warm-up; nil unless the
         /// counter of benchmarks/malloc_count.c is preloaded.
         var allocationsPerTrainingStep: Double?
@@ -230,11 +272,13 @@ struct BenchRunner {
 
     func run() throws -> Result {
         let s = config.sizes
-        let model = try RNNLanguageModel(configuration: config.modelConfiguration, seed: 1)
+        let model = try RNNLanguageModel(configuration: config.modelConfiguration(softmax: softmax), seed: 1)
         var rng = Xoshiro256StarStar(seed: 7)
         let count = s.N * s.T
         let ids = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
-        let targets = (0..<count).map { _ in Int32(rng.nextInt(below: s.V)) }
+        let zipf = ZipfSampler(count: s.V)
+        let targets = (0..<count).map { _ in config.isWordLevel ? zipf.sample(&rng) : Int32(rng.nextInt(below: s.V)) }
+        let forwardFLOPs = config.forwardFLOPs(softmax: softmax, targets: targets)
         let parameters = model.parameters
         let sgd = SGD(learningRate: 0.1)
 
@@ -255,10 +299,11 @@ struct BenchRunner {
         return Result(
             trainMilliseconds: train.median, trainMinimum: train.minimum,
             forwardMilliseconds: forward.median, forwardMinimum: forward.minimum,
-            trainGFLOPS: 3 * config.forwardFLOPs / (train.median * 1e6),
-            forwardGFLOPS: config.forwardFLOPs / (forward.median * 1e6),
-            peakResidentMiB: Double(usage.ru_maxrss) / 1024, trainingMiB: config.trainingBytes / 1048576, tokens: s.tokens,
-            allocationsPerTrainingStep: allocationsPerStep)
+            trainGFLOPS: 3 * forwardFLOPs / (train.median * 1e6),
+            forwardGFLOPS: forwardFLOPs / (forward.median * 1e6),
+            peakResidentMiB: Double(usage.ru_maxrss) / 1024, trainingMiB: config.trainingBytes(softmax: softmax) / 1048576,
+            tokens: s.tokens, forwardFLOPs: forwardFLOPs, trainingBytes: config.trainingBytes(softmax: softmax),
+            cutoffs: model.configuration.cutoffs, allocationsPerTrainingStep: allocationsPerStep)
     }
 
     /// Median and minimum milliseconds of `body` over `steps` calls after `warmup` untimed ones.
@@ -297,3 +342,25 @@ private let allocationCounter: (@convention(c) () -> UInt64)? = {
 
 /// The malloc-family call count of benchmarks/malloc_count.c when it is preloaded, else nil.
 func allocationCount() -> UInt64? { allocationCounter?() }
+
+/// Draws ids in 0..<count with probability ∝ 1/(id + 1) (Zipf's law with exponent 1, close to word frequencies in
+/// English text ordered by frequency), by inverting the cumulative distribution.
+struct ZipfSampler {
+    private var cumulative: [Double]
+
+    init(count: Int) {
+        var total = 0.0
+        cumulative = (0..<count).map { k in total += 1 / Double(k + 1); return total }
+        for i in cumulative.indices { cumulative[i] /= total }
+    }
+
+    func sample(_ rng: inout Xoshiro256StarStar) -> Int32 {
+        let u = rng.nextDouble()
+        var (lo, hi) = (0, cumulative.count - 1)
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] <= u { lo = mid + 1 } else { hi = mid }
+        }
+        return Int32(lo)
+    }
+}
