@@ -61,6 +61,10 @@ struct Info: ParsableCommand {
                 "hidden_size": configuration.hiddenSize,
                 "input": configuration.input.rawValue,
                 "dropout": Double(configuration.dropout),
+                "softmax": configuration.softmax.rawValue,
+                "cutoffs": configuration.cutoffs,
+                "div_value": Double(configuration.divValue),
+                "tied_weights": configuration.tiedWeights,
                 "parameters": parameters,
                 "vocabulary_size": vocabulary.count,
                 "level": vocabulary.level.rawValue,
@@ -82,6 +86,7 @@ struct Info: ParsableCommand {
             "sizes: " + (configuration.input == .oneHot ? "one-hot inputs (\(configuration.embeddingSize))"
                                                       : "embedding \(configuration.embeddingSize)")
                 + ", hidden \(configuration.hiddenSize), dropout \(configuration.dropout)",
+            "output: \(configuration.outputDescription)",
             "parameters: \(parameters)",
             "vocabulary: \(vocabulary.count) tokens, \(vocabulary.level.rawValue) level",
             "the first \(first.count) tokens in vocabulary order (no counts are stored): "

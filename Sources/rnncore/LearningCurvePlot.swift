@@ -24,6 +24,7 @@ enum LearningCurvePlot {
         "\(model.layers)-layer \(model.cell.specification.displayName) language model, V=\(vocabularySize) "
             + (model.input == .oneHot ? "one-hot inputs" : "D=\(model.embeddingSize)") + " H=\(model.hiddenSize)"
             + (model.dropout > 0 ? ", dropout \(model.dropout)" : "")
+            + (model.softmax == .adaptive ? ", adaptive softmax" : model.tiedWeights ? ", tied" : "")
     }
 
     static func svg(_ reports: [EpochReport], title: String, subtitle: String = "", references: [Reference] = []) -> String {

@@ -80,7 +80,7 @@ struct Train: ParsableCommand {
         let (m, t, o) = (settings.model, settings.training, settings.optimizer)
         let clip = t.clipNorm ?? 0
         log("model: \(m.layers)-layer \(m.cell.specification.displayName), V=\(config.vocabularySize) \(m.input == .oneHot ? "one-hot inputs" : "D=\(m.embeddingSize)") H=\(m.hiddenSize)"
-            + (m.dropout > 0 ? ", dropout \(m.dropout)" : "") + ", "
+            + (m.dropout > 0 ? ", dropout \(m.dropout)" : "") + ", \(trainer.model.configuration.outputDescription), "
             + "\(trainer.model.parameters.scalarCount) parameters; \(o.kind.rawValue) lr=\(o.resolvedLearningRate), clip=\(clip), "
             + "N=\(t.batchSize) T=\(t.bptt)" + (t.truncation > 0 ? " (errors back at most \(t.truncation) steps)" : "")
             + ", \(trainer.epochCount) epochs, seed \(settings.seed)"

@@ -83,6 +83,16 @@ extension RNNLanguageModel {
             return [V / 5, (3 * V) / 5]
         }
 
+        /// The output layer in words: "full softmax", "full softmax tied to the embedding" or "adaptive softmax
+        /// (cutoffs 2000,6000, div value 4)".
+        public var outputDescription: String {
+            switch softmax {
+            case .full: tiedWeights ? "full softmax tied to the embedding" : "full softmax"
+            case .adaptive:
+                "adaptive softmax (cutoffs \(cutoffs.map(String.init).joined(separator: ",")), div value \(divValue == divValue.rounded() && abs(divValue) < 1e9 ? String(Int(divValue)) : String(divValue)))"
+            }
+        }
+
         /// P_i, the projection size of each tail cluster of the adaptive softmax: ⌊H / divValue^(i+1)⌋.
         public var tailProjectionSizes: [Int] {
             guard softmax == .adaptive else { return [] }
