@@ -21,6 +21,10 @@ enum ResumeFixture {
         /// From this epoch on the rate decays after every epoch (TrainingOptions.learningRateDecayStart).
         var learningRateDecayStart: Int? = nil
         var validation = true
+        /// The output layer: the full softmax (tied to the embedding, D = H = 7, when `tied`) or an adaptive one
+        /// with cutoffs 4 and 8 of V 12.
+        var softmax: SoftmaxKind = .full
+        var tied = false
         /// The steps (batches since the start) after which the run is stopped, saved and resumed from the file.
         var stops: [Int]
 
@@ -57,8 +61,9 @@ enum ResumeFixture {
     static func settings(_ setup: Setup) -> TrainingSettings {
         // Rates high enough that the validation perplexity stalls and the learning rate decays within 3 epochs.
         TrainingSettings(
-            model: ModelSettings(cell: setup.cell, layers: setup.layers, embeddingSize: 6, hiddenSize: 7,
-                                 dropout: setup.dropout),
+            model: ModelSettings(cell: setup.cell, layers: setup.layers, embeddingSize: setup.tied ? 7 : 6, hiddenSize: 7,
+                                 dropout: setup.dropout, softmax: setup.softmax,
+                                 cutoffs: setup.softmax == .adaptive ? [4, 8] : [], divValue: 2, tiedWeights: setup.tied),
             training: options(setup),
             optimizer: setup.adam ? OptimizerSettings(kind: .adam, learningRate: 0.08)
                                   : OptimizerSettings(kind: .sgd, learningRate: 2),
@@ -149,6 +154,9 @@ struct TrainingResumeTests {
         .init(name: "GRU, 2 layers, dropout, truncation", layers: 2, cell: .gru, dropout: 0.3, truncation: 3,
               stops: [50, 180]),
         .init(name: "relu RNN, SGD", adam: false, cell: .rnnRelu, stops: [60]),
+        .init(name: "LSTM, adaptive softmax, dropout, accuracy", cell: .lstm, dropout: 0.3, accuracy: true,
+              softmax: .adaptive, stops: [50, 180]),
+        .init(name: "GRU, tied weights, SGD", adam: false, cell: .gru, tied: true, stops: [70]),
         // The scheduled decay after epoch 2 happens on every machine, so a resume in epoch 3 must carry it.
         .init(name: "Adam, scheduled decay from epoch 2", learningRateDecayStart: 2, stops: [150, 250]),
     ]
