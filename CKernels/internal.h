@@ -181,6 +181,19 @@ static inline int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
     return truncation > 0 && truncation < T ? truncation : 0;
 }
 
+/* ---- one row of a softmax (softmax.c), shared by the full and the adaptive softmax ---------------------------
+ * Both form the row's log-sum-exp the same way: the max of the row in float32, Σ e^(z - max) with the vectorised
+ * exponential summed in double (eight lanes, a fixed order), log Σ in double. */
+
+/* -log softmax(row)[y] = (max - row[y]) + log Σ_v e^(row[v] - max), in double, for 0 <= y < V. When grad is not
+ * NULL it also receives (softmax(row) - onehot(y))·scale; grad may equal row (the gradient then overwrites the
+ * logits), any other overlap is not allowed. */
+double rc_cross_entropy_row(float *grad, const float *row, int64_t V, int64_t y, float scale);
+
+/* out[v] = log softmax(row)[v] + shift = (row[v] - max) + (shift - log Σ e^(row - max)) for v < V; out may equal
+ * row. */
+void rc_log_softmax_row(float *out, const float *row, int64_t V, float shift);
+
 /* ---- recurrent cells over a window (window.c) ---------------------------------------------------------------
  * Every cell (rnn.c, lstm.c, gru.c) describes itself once with an rc_cell_kind: its gate and state counts, its
  * cache, and the element-wise backward of one step. window.c holds what they share: the argument checks, the

@@ -66,6 +66,30 @@ static double row_exp_sum(float *out, const float *row, int64_t V, float mx) {
     return sum;
 }
 
+double rc_cross_entropy_row(float *grad, const float *row, int64_t V, int64_t y, float scale) {
+    const float mx = row_max(row, V);
+    const float target_logit = row[y]; /* read before grad (which may be row) is written */
+    const double sum = row_exp_sum(grad, row, V, mx);
+    if (grad) {
+        const float k = (float)(scale / sum);
+        for (int64_t v = 0; v < V; v++) grad[v] *= k;
+        grad[y] -= scale;
+    }
+    /* (max - z_y) first, exact in double for any two floats of like magnitude (and correctly rounded
+     * otherwise), then the small log Σ: (max + log Σ) - z_y would round log Σ away against a huge max
+     * (logits all 1e30 gave 0 instead of ln V). */
+    return ((double)mx - (double)target_logit) + log(sum);
+}
+
+void rc_log_softmax_row(float *out, const float *row, int64_t V, float shift) {
+    const float mx = row_max(row, V);
+    const double sum = row_exp_sum(NULL, row, V, mx);
+    /* (z - max) is exact or correctly rounded in float32 whatever the magnitude of the row (see above); the small
+     * constant shift - log Σ is formed in double and rounded once. */
+    const float c = (float)((double)shift - log(sum));
+    for (int64_t v = 0; v < V; v++) out[v] = (row[v] - mx) + c;
+}
+
 rnncore_status rnncore_softmax_cross_entropy(double *loss, int64_t *count, float *dlogits, const float *logits,
                                              const int32_t *targets, int64_t M, int64_t V, int32_t ignore_index,
                                              float dloss) {
@@ -104,18 +128,7 @@ rnncore_status rnncore_softmax_cross_entropy(double *loss, int64_t *count, float
             }
             continue;
         }
-        const float mx = row_max(row, V);
-        const float target_logit = row[y];
-        const double sum = row_exp_sum(grad, row, V, mx); /* grad may equal row */
-        if (grad) {
-            const float k = (float)(scale / sum);
-            for (int64_t v = 0; v < V; v++) grad[v] *= k;
-            grad[y] -= scale;
-        }
-        /* (max - z_y) first, exact in double for any two floats of like magnitude (and correctly rounded
-         * otherwise), then the small log Σ: (max + log Σ) - z_y would round log Σ away against a huge max
-         * (logits all 1e30 gave 0 instead of ln V). */
-        total += ((double)mx - (double)target_logit) + log(sum);
+        total += rc_cross_entropy_row(grad, row, V, y, scale); /* grad may equal row */
     }
     *loss = K > 0 ? total / (double)K : 0.0;
     if (count) *count = K;
