@@ -3,7 +3,7 @@
 // refusals, and the frequency order of the vocabulary.
 
 import Foundation
-import RNNCore
+@testable import RNNCore
 import Testing
 
 @Suite("Output layers: tied weights and the adaptive softmax")
