@@ -400,14 +400,18 @@ static void fill_sentinels(void) {
     fill_const_f(out.dx, RC_N(out.dx), 7.25f); fill_const_f(out.ws, RC_N(out.ws), 9.5f);
     fill_const_f(out.lp, RC_N(out.lp), 5.5f); fill_const_f(out.ghw, RC_N(out.ghw), 3.5f);
     fill_const_f(out.ghb, RC_N(out.ghb), 3.5f);
-    for (int i = 0; i < 2; i++) { fill_const_f(out.gtp[i], RC_N(out.gtp[i]), 3.5f); fill_const_f(out.gto[i], RC_N(out.gto[i]), 3.5f); }
+    for (int i = 0; i < 2; i++) {
+        fill_const_f(out.gtp[i], RC_N(out.gtp[i]), 3.5f);
+        fill_const_f(out.gto[i], RC_N(out.gto[i]), 3.5f);
+    }
 }
 
 static int sentinels_intact(void) {
     int ok = out.loss == -123.0 && out.count == -7 && all_equal_f(out.dx, RC_N(out.dx), 7.25f) &&
              all_equal_f(out.ws, RC_N(out.ws), 9.5f) && all_equal_f(out.lp, RC_N(out.lp), 5.5f) &&
              all_equal_f(out.ghw, RC_N(out.ghw), 3.5f) && all_equal_f(out.ghb, RC_N(out.ghb), 3.5f);
-    for (int i = 0; i < 2; i++) ok &= all_equal_f(out.gtp[i], RC_N(out.gtp[i]), 3.5f) && all_equal_f(out.gto[i], RC_N(out.gto[i]), 3.5f);
+    for (int i = 0; i < 2; i++)
+        ok &= all_equal_f(out.gtp[i], RC_N(out.gtp[i]), 3.5f) && all_equal_f(out.gto[i], RC_N(out.gto[i]), 3.5f);
     return ok;
 }
 
@@ -519,16 +523,27 @@ static void test_bad_arguments(void) {
 
     /* log_prob */
     fill_sentinels();
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(NULL, p.x, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, NULL, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, 6, &p.shape, NULL, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, 6, &p.shape, &p.w, NULL, p.ws), RNNCORE_ERR_NULL_POINTER);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, -1, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_INVALID_SIZE);
+#define LP rnncore_adaptive_softmax_log_prob
+    CHECK_STATUS(LP(NULL, p.x, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(LP(out.lp, NULL, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(LP(out.lp, p.x, 6, &p.shape, NULL, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(LP(out.lp, p.x, 6, &p.shape, &p.w, NULL, p.ws), RNNCORE_ERR_NULL_POINTER);
+    w = p.w; w.tail_output = NULL;
+    CHECK_STATUS(LP(out.lp, p.x, 6, &p.shape, &w, out.ws, p.ws), RNNCORE_ERR_NULL_POINTER);
+    CHECK_STATUS(LP(out.lp, p.x, -1, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_INVALID_SIZE);
     s = p.shape; s.projections = p_zero;
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, 6, &s, &p.w, out.ws, p.ws), RNNCORE_ERR_INVALID_SIZE);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, 6, &p.shape, &p.w, out.ws, p.ws - 1), RNNCORE_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(out.lp, p.x, 6, &p.shape, &p.w, out.lp, p.ws), RNNCORE_ERR_ALIASING);
-    CHECK_STATUS(rnncore_adaptive_softmax_log_prob(xcopy, xcopy, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_ALIASING);
+    CHECK_STATUS(LP(out.lp, p.x, 6, &s, &p.w, out.ws, p.ws), RNNCORE_ERR_INVALID_SIZE);
+    CHECK_STATUS(LP(out.lp, p.x, 6, &p.shape, &p.w, out.ws, p.ws - 1), RNNCORE_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(LP(out.lp, p.x, 6, &p.shape, &p.w, out.lp, p.ws), RNNCORE_ERR_ALIASING); /* workspace = output */
+    CHECK_STATUS(LP(xcopy, xcopy, 6, &p.shape, &p.w, out.ws, p.ws), RNNCORE_ERR_ALIASING);
+    /* M·V > 2^60 although the workspace M·(K + H + max P + max S) ≈ 2^59 fits: log_prob alone overflows (checked
+     * before any weight is looked at) */
+    const int64_t s29 = (int64_t)1 << 29;
+    int64_t c_wide[5] = {1, 1 + s29, 1 + 2 * s29, 1 + 3 * s29, INT32_MAX}, p_one[4] = {1, 1, 1, 1};
+    s = (rnncore_adaptive_softmax){.H = 1, .clusters = 4, .cutoffs = c_wide, .projections = p_one};
+    CHECK_STATUS(rnncore_adaptive_softmax_workspace(&n, &s, (int64_t)1 << 30), RNNCORE_OK);
+    CHECK_STATUS(LP(out.lp, p.x, (int64_t)1 << 30, &s, &p.w, out.ws, n), RNNCORE_ERR_SIZE_OVERFLOW);
+#undef LP
     CHECK(sentinels_intact());
     free_problem(&p);
 }
