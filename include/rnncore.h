@@ -402,7 +402,14 @@ RNNCORE_API rnncore_status rnncore_softmax_forward(
  *   log p(w) = log softmax(x·Wh + bh)[cutoffs[0] + i] + log softmax((x·Pi)·Oi)[w - cutoffs[i]]
  *                                                                    for w in [cutoffs[i], cutoffs[i+1])
  *
- * With C = 0 this is the full softmax of an affine layer (V = cutoffs[0]). Passed by pointer; fields are only ever appended. */
+ * With C = 0 this is the full softmax of an affine layer (V = cutoffs[0]). Passed by pointer; fields are only
+ * ever appended.
+ *
+ * Checks, in this order, by every function below (each before anything is written): NULL shape or cutoffs, or
+ * NULL projections with C > 0 (RNNCORE_ERR_NULL_POINTER); M <= 0, H <= 0, C < 0, cutoffs[0] <= 0, cutoffs not
+ * strictly increasing, or some P_i <= 0 (RNNCORE_ERR_INVALID_SIZE); V, C, K = cutoffs[0] + C, M, H or some P_i
+ * above INT_MAX (BLAS's dimensions), or one of M·H, H·K, M·K, H·P_i, P_i·S_i or the workspace size above
+ * PTRDIFF_MAX / 8 elements (RNNCORE_ERR_SIZE_OVERFLOW). */
 typedef struct rnncore_adaptive_softmax {
     int64_t H;                    /* input size, > 0 */
     int64_t clusters;             /* C >= 0, the number of tail clusters */
@@ -427,7 +434,13 @@ typedef struct rnncore_adaptive_gradients {
 } rnncore_adaptive_gradients;
 
 /* The floats of workspace that rnncore_adaptive_softmax_cross_entropy and rnncore_adaptive_softmax_log_prob
- * need for M rows (one size serves both). */
+ * need for M rows (one size serves both):
+ *
+ *   *floats = M·K                                        for C = 0
+ *   *floats = M·(K + H + max_i P_i + max_i S_i)          for C > 0     (K = cutoffs[0] + C)
+ *
+ * (the head logits, and for one cluster at a time its gathered input rows, their projections and their tail
+ * logits). NULL floats: RNNCORE_ERR_NULL_POINTER; the shape is checked as described above. */
 RNNCORE_API rnncore_status rnncore_adaptive_softmax_workspace(
     int64_t *floats,                      /* out */
     const rnncore_adaptive_softmax *shape,
@@ -439,10 +452,23 @@ RNNCORE_API rnncore_status rnncore_adaptive_softmax_workspace(
  *   *loss = (1/K) Σ_{counted m} -log p(targets[m] | x[m]),  accumulated in double
  *
  * Targets equal to ignore_index are skipped; every other must lie in [0, V) (checked before any output is
- * written); K goes to *count when count is not NULL (K = 0: loss 0, zero gradients). The gradient of
- * dloss · *loss is written to dx (overwritten; may be NULL) and added to the weight gradients (grads may be
- * NULL for none). dx and the gradients must not overlap x, the weights or each other. A non-finite loss still
- * writes every output and returns RNNCORE_ERR_NON_FINITE. dloss must be finite. */
+ * written); K goes to *count when count is not NULL (K = 0: loss 0, dx all zeros, nothing added to the
+ * gradients). The gradient of dloss · *loss is written to dx (overwritten; may be NULL; skipped rows get zero
+ * rows) and added to the weight gradients (grads may be NULL for none). With dx and grads both NULL only the
+ * loss is computed (no backward products). A non-finite loss (a NaN in x or the weights, say) still writes
+ * every output and returns RNNCORE_ERR_NON_FINITE.
+ *
+ * Checks, in this order, before anything is written (RNNCORE_ERR_NULL_POINTER unless said otherwise):
+ *   1. NULL loss, x, targets or workspace;  2. the shape's checks (above);
+ *   3. NULL head weight, or with C > 0 NULL weight pointer arrays or entries;
+ *   4. with grads: NULL head weight gradient, with C > 0 NULL gradient pointer arrays or entries, a NULL head
+ *      bias gradient while the head has a bias; a head bias gradient without a head bias
+ *      (RNNCORE_ERR_INVALID_ARGUMENT);
+ *   5. a non-finite dloss, or workspace_floats below the query (RNNCORE_ERR_INVALID_ARGUMENT);
+ *   6. an output (loss, count, dx, the workspace, each gradient) overlapping another output or anything read:
+ *      x, targets, the shape's arrays, the weights, the weight and gradient pointer arrays
+ *      (RNNCORE_ERR_ALIASING);
+ *   7. a target outside [0, V) that is not skipped (RNNCORE_ERR_INDEX_OUT_OF_RANGE). */
 RNNCORE_API rnncore_status rnncore_adaptive_softmax_cross_entropy(
     double *loss,                         /* out: mean loss over counted rows */
     int64_t *count,                       /* out: K; may be NULL */
@@ -459,7 +485,14 @@ RNNCORE_API rnncore_status rnncore_adaptive_softmax_cross_entropy(
     int64_t workspace_floats);
 
 /* log p(w | x[m]) for every word w: each row of log_probs holds V log-probabilities whose exponentials sum to 1
- * (within float32 rounding). For evaluation of all words and for sampling. */
+ * (within float32 rounding). For evaluation of all words and for sampling. Every tail cluster is computed for
+ * every row. Non-finite inputs are not reported (RNNCORE_OK, NaN rows).
+ *
+ * Checks, in this order, before anything is written: NULL log_probs, x or workspace (RNNCORE_ERR_NULL_POINTER);
+ * the shape's checks (above); M·V above PTRDIFF_MAX / 8 elements (RNNCORE_ERR_SIZE_OVERFLOW); NULL weight
+ * pointers as for the cross-entropy (RNNCORE_ERR_NULL_POINTER); workspace_floats below the query
+ * (RNNCORE_ERR_INVALID_ARGUMENT); log_probs or the workspace overlapping each other or anything read
+ * (RNNCORE_ERR_ALIASING). */
 RNNCORE_API rnncore_status rnncore_adaptive_softmax_log_prob(
     float *log_probs,                     /* (M,V) out, overwritten */
     const float *x,                       /* (M,H) */

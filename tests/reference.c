@@ -584,6 +584,108 @@ void ref_softmax_forward(double *probs, const double *logits, int64_t M, int64_t
     }
 }
 
+/* ---- adaptive softmax ---------------------------------------------------------------------------------------- */
+
+/* out[v] = log softmax(z)[v] for v < n, in the shifted form. */
+static void ref_log_softmax(double *out, const double *z, int64_t n) {
+    double mx = z[0];
+    for (int64_t v = 1; v < n; v++) if (z[v] > mx) mx = z[v];
+    double se = 0;
+    for (int64_t v = 0; v < n; v++) se += exp(z[v] - mx);
+    const double lse = log(se);
+    for (int64_t v = 0; v < n; v++) out[v] = (z[v] - mx) - lse;
+}
+
+void ref_adaptive_softmax(double *loss, int64_t *count, double *log_probs, double *dx, double *dhw, double *dhb,
+                          double *const *dtp, double *const *dto, const double *x, const int32_t *targets,
+                          int64_t M, int64_t H, int64_t C, const int64_t *cutoffs, const int64_t *projections,
+                          const double *hw, const double *hb, const double *const *tp, const double *const *to,
+                          int32_t ignore_index, double dloss) {
+    const int64_t c0 = cutoffs[0], K = c0 + C, V = cutoffs[C];
+    int64_t maxp = 1, maxs = 1;
+    for (int64_t i = 0; i < C; i++) {
+        if (projections[i] > maxp) maxp = projections[i];
+        if (cutoffs[i + 1] - cutoffs[i] > maxs) maxs = cutoffs[i + 1] - cutoffs[i];
+    }
+    double *zh = malloc((size_t)K * sizeof *zh), *lh = malloc((size_t)K * sizeof *lh);
+    double *p = malloc((size_t)maxp * sizeof *p), *zt = malloc((size_t)maxs * sizeof *zt);
+    double *lt = malloc((size_t)maxs * sizeof *lt), *dp = malloc((size_t)maxp * sizeof *dp);
+    assert(zh && lh && p && zt && lt && dp);
+    int64_t counted = 0;
+    for (int64_t m = 0; m < M; m++) counted += targets[m] != ignore_index;
+    const double g = counted > 0 ? dloss / (double)counted : 0.0;
+    double total = 0;
+    if (dx)
+        for (int64_t i = 0; i < M * H; i++) dx[i] = 0.0;
+    for (int64_t m = 0; m < M; m++) {
+        const double *xm = x + m * H;
+        const int32_t y = targets[m];
+        const int counted_row = y != ignore_index;
+        /* the head */
+        for (int64_t k = 0; k < K; k++) {
+            double s = hb ? hb[k] : 0.0;
+            for (int64_t h = 0; h < H; h++) s += xm[h] * hw[h * K + k];
+            zh[k] = s;
+        }
+        ref_log_softmax(lh, zh, K);
+        if (log_probs)
+            for (int64_t v = 0; v < c0; v++) log_probs[m * V + v] = lh[v];
+        int64_t head_target = counted_row ? y : -1;
+        /* every cluster (all of them for log_probs; the target's for the loss and the gradient) */
+        for (int64_t i = 0; i < C; i++) {
+            const int64_t lo = cutoffs[i], S = cutoffs[i + 1] - lo, P = projections[i];
+            const int target_here = counted_row && y >= lo && y < lo + S;
+            if (target_here) head_target = c0 + i;
+            if (!log_probs && !target_here) continue;
+            for (int64_t j = 0; j < P; j++) {
+                double s = 0;
+                for (int64_t h = 0; h < H; h++) s += xm[h] * tp[i][h * P + j];
+                p[j] = s;
+            }
+            for (int64_t v = 0; v < S; v++) {
+                double s = 0;
+                for (int64_t j = 0; j < P; j++) s += p[j] * to[i][j * S + v];
+                zt[v] = s;
+            }
+            ref_log_softmax(lt, zt, S);
+            if (log_probs)
+                for (int64_t v = 0; v < S; v++) log_probs[m * V + lo + v] = lh[c0 + i] + lt[v];
+            if (!target_here) continue;
+            total -= lt[y - lo];
+            /* dzt = (softmax - onehot)·g, reused in lt */
+            for (int64_t v = 0; v < S; v++) lt[v] = (exp(lt[v]) - (v == y - lo ? 1.0 : 0.0)) * g;
+            for (int64_t j = 0; j < P; j++) {
+                double s = 0;
+                for (int64_t v = 0; v < S; v++) s += lt[v] * to[i][j * S + v];
+                dp[j] = s;
+                if (dto)
+                    for (int64_t v = 0; v < S; v++) dto[i][j * S + v] += p[j] * lt[v];
+            }
+            for (int64_t h = 0; h < H; h++) {
+                double s = 0;
+                for (int64_t j = 0; j < P; j++) {
+                    s += dp[j] * tp[i][h * P + j];
+                    if (dtp) dtp[i][h * P + j] += xm[h] * dp[j];
+                }
+                if (dx) dx[m * H + h] += s;
+            }
+        }
+        if (!counted_row) continue;
+        total -= lh[head_target];
+        for (int64_t k = 0; k < K; k++) {
+            const double dz = (exp(lh[k]) - (k == head_target ? 1.0 : 0.0)) * g;
+            if (dhb) dhb[k] += dz;
+            for (int64_t h = 0; h < H; h++) {
+                if (dhw) dhw[h * K + k] += xm[h] * dz;
+                if (dx) dx[m * H + h] += dz * hw[h * K + k];
+            }
+        }
+    }
+    if (loss) *loss = counted > 0 ? total / (double)counted : 0.0;
+    if (count) *count = counted;
+    free(zh); free(lh); free(p); free(zt); free(lt); free(dp);
+}
+
 /* ---- optimizers --------------------------------------------------------------------------------------------- */
 
 void ref_sgd_step(double *param, const double *grad, int64_t count, double lr) {

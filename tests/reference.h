@@ -125,6 +125,18 @@ void ref_softmax_cross_entropy(double *loss, int64_t *count, double *dlogits, co
                                const int32_t *targets, int64_t M, int64_t V, int32_t ignore_index, double dloss);
 void ref_softmax_forward(double *probs, const double *logits, int64_t M, int64_t V);
 
+/* Adaptive softmax (rnncore_adaptive_softmax_*), row by row with no gathering: for every row the head log-softmax
+ * over K = cutoffs[0] + C logits x·hw + hb, and for every cluster i the log-softmax of (x·tp[i])·to[i] plus the
+ * head's log-probability of entry cutoffs[0] + i. hw (H,K), hb (K) or NULL, tp[i] (H,P_i), to[i] (P_i,S_i).
+ * log_probs (M,V) may be NULL. loss (may be NULL) = mean -log p(target) over the K counted rows (target !=
+ * ignore_index), 0 when none; count may be NULL. dx (M,H) overwritten; dhw, dhb, dtp, dto accumulated; each may
+ * be NULL (dtp, dto: the arrays). The gradient is that of dloss · loss. */
+void ref_adaptive_softmax(double *loss, int64_t *count, double *log_probs, double *dx, double *dhw, double *dhb,
+                          double *const *dtp, double *const *dto, const double *x, const int32_t *targets,
+                          int64_t M, int64_t H, int64_t C, const int64_t *cutoffs, const int64_t *projections,
+                          const double *hw, const double *hb, const double *const *tp, const double *const *to,
+                          int32_t ignore_index, double dloss);
+
 /* param -= lr·grad. */
 void ref_sgd_step(double *param, const double *grad, int64_t count, double lr);
 
