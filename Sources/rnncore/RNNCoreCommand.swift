@@ -12,7 +12,7 @@ struct RNNCoreCommand: ParsableCommand {
         commandName: "rnncore",
         abstract: "Train, evaluate and sample recurrent neural network language models on the CPU.",
         version: versionText,
-        subcommands: [Train.self, Evaluate.self, Generate.self, Info.self, Export.self, Download.self, Bench.self]
+        subcommands: [Train.self, Recipes.self, Evaluate.self, Generate.self, Info.self, Export.self, Download.self, Bench.self]
     )
 
     /// Parses and runs a command; an error thrown while running is printed as one readable sentence (no

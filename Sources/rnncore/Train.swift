@@ -9,18 +9,24 @@ struct Train: ParsableCommand {
         Without --train, trains on a built-in corpus: text drawn from a seeded stochastic grammar whose true \
         perplexity is known, so the run also shows how close the model came to the best possible result. \
         For Penn Treebank: rnncore download ptb, then pass --train/--valid/--test.
+
+        --recipe NAME starts from a named, versioned recipe (rnncore recipes lists them): every setting is the \
+        recipe's, and each option given with it overrides its own setting only. The recipe's name and the final \
+        settings go into the training checkpoint and the --json output.
         """)
 
     @Option(help: "Training text (UTF-8). Omit to use the built-in corpus.", completion: .file()) var train: String?
     @Option(help: "Validation text, evaluated after every epoch.", completion: .file()) var valid: String?
     @Option(help: "Test text, evaluated once at the end.", completion: .file()) var test: String?
-    @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char.")
-    var level: Vocabulary.Level = TrainingSettings().level
+    @Option(help: ArgumentHelp("Start from this named recipe's settings (NAME or NAME@VERSION; rnncore recipes lists them); the options given with it override its values.", valueName: "name"))
+    var recipe: String?
+    @Option(help: "Tokens: word (whitespace-separated, line end = <eos>) or char (default: \(TrainingSettings().level == .word ? "word" : "char")).")
+    var level: Vocabulary.Level?
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
     @OptionGroup(title: "Training") var trainingOptions: TrainingOptionsGroup
     @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions
-    @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus).")
-    var seed: UInt64 = TrainingSettings().seed
+    @Option(parsing: .unconditional, help: "Seed for initialisation (and the built-in corpus) (default: \(TrainingSettings().seed)).")
+    var seed: UInt64?
     @Option(help: "Write the trained model to this safetensors file.", completion: .file()) var out: String?
     @Option(help: "Write an SVG chart of train/valid perplexity per epoch.", completion: .file()) var plot: String?
     @Flag(help: "Print one JSON object with the final metrics (and the run's settings) on standard output.")
@@ -44,15 +50,47 @@ struct Train: ParsableCommand {
     func validate() throws {
         if let step = injectNonFiniteLossFromStep, step < 1 { throw ValidationError("--inject-nonfinite-loss-from-step must be at least 1") }
         if train == nil, valid != nil || test != nil { throw ValidationError("--valid and --test need --train") }
+        if let recipe {
+            if resume != nil {
+                throw ValidationError("--recipe cannot be given with --resume: the resumed run's settings, its recipe included, come from the training checkpoint")
+            }
+            if Recipe.named(recipe) == nil { throw ValidationError(Self.unknownRecipeMessage(recipe)) }
+        }
         try validateCheckpointOptions()
+        // The record's own range checks, on the result of the options over the base record.
+        let settings = self.settings
+        let checks: [(SettingsProblem?, [String: String], Set<String>)] = [
+            (settings.model.firstProblem, ModelOptions.optionNames, modelOptions.givenFields),
+            (settings.training.firstProblem, TrainingOptionsGroup.optionNames, trainingOptions.givenFields),
+            (settings.optimizer.firstProblem, OptimizerOptions.optionNames, optimizerOptions.givenFields),
+        ]
+        for case let (problem?, names, given) in checks {
+            throw ValidationError(optionName: names, problem, recipe: recipe.flatMap(Recipe.named)?.id, given: given)
+        }
     }
 
-    /// The settings record of a new run, from the options: the record's defaults for every option not given, the
-    /// context-dependent ones resolved for the corpus (the built-in one without --train).
+    /// Why `name` names no recipe, with the known ones.
+    static func unknownRecipeMessage(_ name: String) -> String {
+        let base = String(name.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let versions = Recipe.all.filter { $0.name == base }.map(\.id)
+        let known = Recipe.all.map(\.id).joined(separator: ", ")
+        if !versions.isEmpty {
+            return "--recipe \(name): recipe \(base) has no such version (it has \(versions.joined(separator: ", ")))"
+        }
+        return "--recipe \"\(name.count > 60 ? name.prefix(60) + "…" : name)\" is not a known recipe; the recipes are \(known) (rnncore recipes describes them)"
+    }
+
+    /// The settings record of a new run: the base record (`TrainingSettings()`, or the --recipe's) with every
+    /// option given on the command line written over its field, the context-dependent defaults resolved for the
+    /// corpus (the built-in one without --train). A recipe's record is complete, so only the options change it.
     var settings: TrainingSettings {
-        TrainingSettings(model: modelOptions.settings, training: trainingOptions.options, optimizer: optimizerOptions.settings,
-                         seed: seed, level: level)
-            .resolved(builtInCorpus: train == nil)
+        var settings = recipe.flatMap(Recipe.named)?.settings ?? TrainingSettings()
+        modelOptions.apply(to: &settings.model)
+        trainingOptions.apply(to: &settings.training)
+        optimizerOptions.apply(to: &settings.optimizer)
+        if let seed { settings.seed = seed }
+        if let level { settings.level = level }
+        return settings.resolved(builtInCorpus: train == nil)
     }
 
     /// Trains the run of `settings` (``run()`` resolves --resume and checks `files` first).
@@ -84,6 +122,7 @@ struct Train: ParsableCommand {
             + "\(trainer.model.parameters.scalarCount) parameters; \(o.kind.rawValue) lr=\(o.resolvedLearningRate), clip=\(clip), "
             + "N=\(t.batchSize) T=\(t.bptt)" + (t.truncation > 0 ? " (errors back at most \(t.truncation) steps)" : "")
             + ", \(trainer.epochCount) epochs, seed \(settings.seed)"
+            + (settings.recipe.map { ", recipe \($0)" } ?? "")
             + (ranks.size > 1 ? "; \(ranks.size) ranks of \(t.batchSize / ranks.size) streams each" : ""))
         if let resumed { log("resumed from \(resumed.path): epoch \(trainer.epoch), after batch \(trainer.batch)") }
         var display = ProgressDisplay()
@@ -159,6 +198,7 @@ struct Train: ParsableCommand {
                 "ranks": ranks.size,
                 "communication_seconds": trainer.communicationSeconds,
                 "settings": try JSONOutput.object(settings),
+                "recipe": settings.recipe ?? NSNull(),
             ]
             if let best { result["valid_perplexity"] = best }
             if let testPerplexity { result["test_perplexity"] = testPerplexity }
