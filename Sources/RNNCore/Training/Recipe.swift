@@ -87,28 +87,28 @@ public struct Recipe: Sendable, Equatable, Encodable {
     }
 
     /// Training options of a Penn Treebank recipe: N = 20 streams of T = 35 steps, gradients clipped to norm 0.25,
-    /// the learning rate divided by `decay` after an epoch without validation improvement; the rest at the
-    /// record's defaults.
-    private static func ptbTraining(epochs: Int, decay: Float = 4) -> TrainingOptions {
+    /// the learning rate divided by `decay` after an epoch without validation improvement and after every epoch
+    /// from `decayStart` on; the rest at the record's defaults.
+    private static func ptbTraining(epochs: Int, decay: Float = 2, decayStart: Int) -> TrainingOptions {
         var options = TrainingOptions()
         options.batchSize = 20
         options.bptt = 35
         options.epochs = epochs
         options.clipNorm = 0.25
         options.learningRateDecay = decay
-        options.learningRateDecayStart = nil
+        options.learningRateDecayStart = decayStart
         return options
     }
 
     private static let ptbRNN = Recipe(
         name: "ptb-rnn", version: 1,
-        summary: "Penn Treebank, word level: one tanh RNN layer of 300 with a tied 300-wide embedding, dropout 0.4, Adam",
+        summary: "Penn Treebank, word level: one tanh RNN layer of 512, dropout 0.4, adaptive softmax (2000, 6000), Adam",
         reference: Reference(testPerplexity: 124.7, source: "Mikolov's RNN LM (Mikolov et al. 2011)"),
         target: Target(testPerplexity: 124.7, minutes: 20),
         settings: TrainingSettings(
-            model: ModelSettings(cell: .rnn, layers: 1, embeddingSize: 300, hiddenSize: 300, dropout: 0.4,
-                                 softmax: .full, tiedWeights: true),
-            training: ptbTraining(epochs: 6),
+            model: ModelSettings(cell: .rnn, layers: 1, embeddingSize: 512, hiddenSize: 512, dropout: 0.4,
+                                 softmax: .adaptive, cutoffs: [2000, 6000], divValue: 4, tiedWeights: false),
+            training: ptbTraining(epochs: 7, decayStart: 4),
             optimizer: OptimizerSettings(kind: .adam, learningRate: 0.002),
             seed: 1, level: .word))
 
@@ -121,7 +121,7 @@ public struct Recipe: Sendable, Equatable, Encodable {
         settings: TrainingSettings(
             model: ModelSettings(cell: .lstm, layers: 2, embeddingSize: 200, hiddenSize: 200, dropout: 0.2,
                                  softmax: .adaptive, cutoffs: [2000, 6000], divValue: 4, tiedWeights: false),
-            training: ptbTraining(epochs: 6),
+            training: ptbTraining(epochs: 7, decayStart: 4),
             optimizer: OptimizerSettings(kind: .adam, learningRate: 0.003),
             seed: 1, level: .word))
 
@@ -135,7 +135,7 @@ public struct Recipe: Sendable, Equatable, Encodable {
         settings: TrainingSettings(
             model: ModelSettings(cell: .lstm, layers: 2, embeddingSize: 650, hiddenSize: 650, dropout: 0.5,
                                  softmax: .full, tiedWeights: true),
-            training: ptbTraining(epochs: 9),
+            training: ptbTraining(epochs: 8, decayStart: 5),
             optimizer: OptimizerSettings(kind: .adam, learningRate: 0.002),
             seed: 1, level: .word))
 

@@ -80,17 +80,17 @@ struct RecipeToolTests {
         let scratch = try ToolTestScratchDirectory()
         let (train, valid, test) = try ToolTestFixture.writeWordSplits(in: scratch)
         let run = try ToolTestRunner.run(
-            tool, ["train", "--recipe", "ptb-rnn", "--train", train, "--valid", valid, "--test", test, "--epochs", "1",
+            tool, ["train", "--recipe", "ptb-lstm-medium-tied", "--train", train, "--valid", valid, "--test", test, "--epochs", "1",
                    "--batch", "4", "--bptt", "5", "--checkpoint-every", "20", "--checkpoint", "r.safetensors", "--json"]
                 + Self.tiny,
             in: scratch.url)
         try #require(run.exited && run.status == 0, "\(run)")
-        #expect(run.stderr.contains("recipe ptb-rnn@1"), "the model line names the recipe: \(run.stderr)")
+        #expect(run.stderr.contains("recipe ptb-lstm-medium-tied@1"), "the model line names the recipe: \(run.stderr)")
         let metrics = try #require(ToolTestFixture.jsonObject(run))
-        #expect(metrics["recipe"] as? String == "ptb-rnn@1")
+        #expect(metrics["recipe"] as? String == "ptb-lstm-medium-tied@1")
         let reported = try JSONDecoder().decode(
             TrainingSettings.self, from: JSONSerialization.data(withJSONObject: try #require(metrics["settings"])))
-        var expected = try #require(Recipe.named("ptb-rnn")).settings
+        var expected = try #require(Recipe.named("ptb-lstm-medium-tied")).settings
         (expected.model.embeddingSize, expected.model.hiddenSize) = (8, 8)
         (expected.training.epochs, expected.training.batchSize, expected.training.bptt) = (1, 4, 5)
         #expect(reported == expected)
@@ -127,10 +127,10 @@ struct RecipeToolTests {
     func recipeValueMadeInvalid() throws {
         guard let tool = ToolTestRunner.requireExecutable() else { return }
         let scratch = try ToolTestScratchDirectory()
-        // ptb-rnn ties the output weight to the embedding, which needs D = H: H alone cannot change.
-        let result = try ToolTestRunner.run(tool, ["train", "--recipe", "ptb-rnn", "--hidden", "8"], in: scratch.url)
+        // ptb-lstm-medium-tied ties the output weight to the embedding, which needs D = H: H alone cannot change.
+        let result = try ToolTestRunner.run(tool, ["train", "--recipe", "ptb-lstm-medium-tied", "--hidden", "8"], in: scratch.url)
         #expect(result.exited && result.status == 64, "\(result)")
-        for words in ["--tie-weights", "D 300, H 8", "recipe ptb-rnn@1"] {
+        for words in ["--tie-weights", "D 650, H 8", "recipe ptb-lstm-medium-tied@1"] {
             #expect(result.stderr.contains(words), "stderr should say \(words): \(result)")
         }
         // An option given is reported as before, without the recipe.

@@ -53,23 +53,25 @@ struct RecipeTests {
     @Test("The recipes hold the settings they were released with")
     func releasedSettings() throws {
         let rnn = try #require(Recipe.named("ptb-rnn")).settings
-        #expect(rnn.model == ModelSettings(cell: .rnn, layers: 1, embeddingSize: 300, hiddenSize: 300, dropout: 0.4,
-                                           softmax: .full, tiedWeights: true))
+        #expect(rnn.model == ModelSettings(cell: .rnn, layers: 1, embeddingSize: 512, hiddenSize: 512, dropout: 0.4,
+                                           softmax: .adaptive, cutoffs: [2000, 6000], divValue: 4))
         #expect(rnn.optimizer == OptimizerSettings(kind: .adam, learningRate: 0.002))
-        #expect(rnn.training.epochs == 6 && rnn.training.batchSize == 20 && rnn.training.bptt == 35)
-        #expect(rnn.training.clipNorm == 0.25 && rnn.training.learningRateDecay == 4
-                && rnn.training.learningRateDecayStart == nil)
+        #expect(rnn.training.epochs == 7 && rnn.training.batchSize == 20 && rnn.training.bptt == 35)
+        #expect(rnn.training.clipNorm == 0.25 && rnn.training.learningRateDecay == 2
+                && rnn.training.learningRateDecayStart == 4)
         #expect(rnn.seed == 1 && rnn.level == .word)
 
         let small = try #require(Recipe.named("ptb-lstm-small")).settings
         #expect(small.model == ModelSettings(cell: .lstm, layers: 2, embeddingSize: 200, hiddenSize: 200, dropout: 0.2,
                                              softmax: .adaptive, cutoffs: [2000, 6000], divValue: 4, tiedWeights: false))
-        #expect(small.optimizer.learningRate == 0.003 && small.training.epochs == 6)
+        #expect(small.optimizer.learningRate == 0.003 && small.training.epochs == 7
+                && small.training.learningRateDecayStart == 4)
 
         let medium = try #require(Recipe.named("ptb-lstm-medium-tied"))
         #expect(medium.settings.model == ModelSettings(cell: .lstm, layers: 2, embeddingSize: 650, hiddenSize: 650,
                                                        dropout: 0.5, softmax: .full, tiedWeights: true))
-        #expect(medium.settings.optimizer.learningRate == 0.002 && medium.settings.training.epochs == 9)
+        #expect(medium.settings.optimizer.learningRate == 0.002 && medium.settings.training.epochs == 8
+                && medium.settings.training.learningRateDecayStart == 5)
         #expect(medium.reference.testPerplexity == 82.7 && medium.target.testPerplexity == 95)
         #expect(medium.stretchTarget?.testPerplexity == 82.7)
     }
@@ -86,6 +88,6 @@ struct RecipeTests {
     }
 }
 
-extension Recipe: @retroactive CustomTestStringConvertible {
+extension Recipe: CustomTestStringConvertible {
     public var testDescription: String { id }
 }
