@@ -38,7 +38,7 @@ struct DynamicEvaluationToolTests {
         #expect(abs(rate - defaultRate) <= 1e-12 * defaultRate, "\(rate)")
         #expect(ToolTestFixture.number(object, "dynamic_clip") == DynamicEvaluationOptions.defaultClipNorm)
         #expect(ToolTestFixture.number(object, "batch") == 1 && ToolTestFixture.number(object, "bptt") == 35)
-        let (model, vocabulary) = try RNNLanguageModel.load(from: modelURL)
+        let (_, vocabulary) = try RNNLanguageModel.load(from: modelURL)
         let tokens = try Corpus(text: String(contentsOfFile: test, encoding: .utf8), vocabulary: vocabulary).count
         #expect(ToolTestFixture.number(object, "tokens") == Double(tokens - 1))
         #expect(object["non_finite"] == nil)
