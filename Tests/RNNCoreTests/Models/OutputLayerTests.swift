@@ -65,10 +65,8 @@ struct OutputLayerTests {
         let model = try RNNLanguageModel(configuration: config, seed: 2)
         #expect(!config.parameterShapes.contains { $0.name == "output.weight" })
         let vocabulary = try Vocabulary(tokens: (0..<7).map { "w\($0)" }, level: .word)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rnncore-tied-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let url = directory.appendingPathComponent("model.safetensors")
+        let scratch = try ModelIOScratchDirectory()
+        let url = scratch.file("model.safetensors")
         try model.save(to: url, vocabulary: vocabulary)
         let file = try SafeTensorsFile.read(from: url)
         #expect(file.tensors["output.weight"] == nil)
@@ -154,10 +152,8 @@ struct OutputLayerTests {
         #expect(shapes["output.head.weight"] == [6, 6] && shapes["output.tail.0.projection"] == [6, 3]
                 && shapes["output.tail.0.weight"] == [3, 4] && shapes["output.tail.1.projection"] == [6, 1])
         let vocabulary = try Vocabulary(tokens: (0..<12).map { "w\($0)" }, level: .word)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rnncore-adaptive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let url = directory.appendingPathComponent("model.safetensors")
+        let scratch = try ModelIOScratchDirectory()
+        let url = scratch.file("model.safetensors")
         try model.save(to: url, vocabulary: vocabulary)
         let (loaded, _) = try RNNLanguageModel.load(from: url)
         #expect(loaded.configuration == model.configuration)
