@@ -86,6 +86,6 @@ struct RecipeTests {
     }
 }
 
-extension Recipe: @retroactive CustomTestStringConvertible {
+extension Recipe: CustomTestStringConvertible {
     public var testDescription: String { id }
 }
