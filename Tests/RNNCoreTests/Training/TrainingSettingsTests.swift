@@ -40,12 +40,23 @@ struct TrainingSettingsTests {
         #expect(decoded.seed == settings.seed)
     }
 
+    @Test("A model record of release 0.2 (before the output-layer keys) decodes as the full, untied softmax")
+    func releaseTwoModelRecord() throws {
+        let old = #"{"cell":"lstm","layers":2,"embeddingSize":8,"hiddenSize":8,"dropout":0.5,"input":"embedding"}"#
+        let model = try JSONDecoder().decode(ModelSettings.self, from: Data(old.utf8))
+        #expect(model == ModelSettings(cell: .lstm, layers: 2, embeddingSize: 8, hiddenSize: 8, dropout: 0.5))
+        #expect(model.softmax == .full && model.cutoffs.isEmpty && !model.tiedWeights)
+        let bad = #"{"cell":"lstm","layers":2,"embeddingSize":8,"hiddenSize":8,"dropout":0.5,"input":"embedding","softmax":"hierarchical"}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ModelSettings.self, from: Data(bad.utf8)) }
+    }
+
     @Test("The JSON keys are explicit and stable; absent optionals are written as null")
     func jsonKeys() throws {
         let object = try #require(try JSONSerialization.jsonObject(with: Self.encode(TrainingSettings())) as? [String: Any])
         #expect(object.keys.sorted() == ["level", "model", "optimizer", "recipe", "seed", "training"])
         #expect((object["model"] as? [String: Any])?.keys.sorted()
-                == ["cell", "dropout", "embeddingSize", "hiddenSize", "input", "layers"])
+                == ["cell", "cutoffs", "divValue", "dropout", "embeddingSize", "hiddenSize", "input", "layers", "softmax",
+                    "tiedWeights"])
         #expect((object["optimizer"] as? [String: Any])?.keys.sorted()
                 == ["beta1", "beta2", "epsilon", "kind", "learningRate", "weightDecay"])
         #expect((object["training"] as? [String: Any])?.keys.sorted()
