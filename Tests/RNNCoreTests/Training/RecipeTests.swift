@@ -53,12 +53,12 @@ struct RecipeTests {
     @Test("The recipes hold the settings they were released with")
     func releasedSettings() throws {
         let rnn = try #require(Recipe.named("ptb-rnn")).settings
-        #expect(rnn.model == ModelSettings(cell: .rnn, layers: 1, embeddingSize: 512, hiddenSize: 512, dropout: 0.4,
-                                           softmax: .adaptive, cutoffs: [2000, 6000], divValue: 4))
+        #expect(rnn.model == ModelSettings(cell: .rnn, layers: 1, embeddingSize: 300, hiddenSize: 300, dropout: 0.4,
+                                           softmax: .full, tiedWeights: true))
         #expect(rnn.optimizer == OptimizerSettings(kind: .adam, learningRate: 0.002))
-        #expect(rnn.training.epochs == 7 && rnn.training.batchSize == 20 && rnn.training.bptt == 35)
+        #expect(rnn.training.epochs == 6 && rnn.training.batchSize == 20 && rnn.training.bptt == 35)
         #expect(rnn.training.clipNorm == 0.25 && rnn.training.learningRateDecay == 2
-                && rnn.training.learningRateDecayStart == 4)
+                && rnn.training.learningRateDecayStart == 3)
         #expect(rnn.seed == 1 && rnn.level == .word)
 
         let small = try #require(Recipe.named("ptb-lstm-small")).settings
