@@ -7,7 +7,7 @@
 // come from T = 5 LSTM steps of sums of ≤ 12 products (~1e-6 at worst, as in RecurrentNetworkTests); a log-probability
 // is a head log-softmax over 6 scores plus, in a tail, a projection (≤ 6 products) and a log-softmax over ≤ 5 scores,
 // a few u more on values of magnitude ≤ ~5; the loss is the mean of 10 of them. Observed (RNNCORE_NUMERICS_LOG=1):
-// see the report in the commit message; the bound leaves a wide margin.
+// log_prob max abs 2.4e-7 (0.8% of the tolerance), loss 1.7e-8 (0.04%).
 // Export: decoder and encoder tensors and the recurrent weights are copied and transposed twice, so they are
 // compared exactly; RNNCore keeps one recurrent bias, so the exported bias_ih_l0 is the float32 sum
 // bias_ih_l0 + bias_hh_l0 (one correctly rounded addition) and bias_hh_l0 is zeros.
