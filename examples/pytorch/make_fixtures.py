@@ -39,6 +39,12 @@ A last file, word_language_model_lstm, holds the state dict of a tiny RNNModel o
 model example (encoder.weight, rnn.*, decoder.weight, decoder.bias, under the prefix "model."), token ids (N,T) and
 the logits (N,T,V) it gives them.
 
+word_language_model_adaptive holds the same kind of model (encoder nn.Embedding(13, 6), rnn nn.LSTM(6, 6,
+batch_first=True), one layer) with an nn.AdaptiveLogSoftmaxWithLoss(6, 13, cutoffs=[4, 8], div_value=2.0,
+head_bias=True) as its decoder (decoder.head.weight, decoder.head.bias, decoder.tail.i.0.weight,
+decoder.tail.i.1.weight, under "model."), token ids and targets (N,T), the module's log_prob of every word
+(N,T,V) and the mean loss () of predicting the targets.
+
 Every input and weight is drawn in float32 (the module's own initialisation, U(-1/sqrt(H), 1/sqrt(H))), then the
 module and its inputs are widened to float64 and run again: the stored outputs and gradients are that float64
 computation rounded once to float32, so a test compares RNNCore's float32 arithmetic against an almost exact
@@ -49,6 +55,7 @@ Regenerate (torch 2.x for CPU and the Python standard library; no numpy, no safe
 
     python3 examples/pytorch/make_fixtures.py                 # from the repository root
     python3 examples/pytorch/make_fixtures.py --out DIR       # somewhere else
+    python3 examples/pytorch/make_fixtures.py word_language_model_adaptive   # only the files named
 
 The files are committed; `swift test` reads them and does not need torch.
 """
@@ -244,17 +251,58 @@ def make_word_language_model(out_dir):
     print(f"{name}: {os.path.getsize(os.path.join(out_dir, name))} bytes")
 
 
+def make_adaptive_word_language_model(out_dir):
+    """A word language model whose decoder is an nn.AdaptiveLogSoftmaxWithLoss (batch-first LSTM, one layer),
+    saved under the prefix "model.", with ids and targets (N,T), the log_prob of every word (N,T,V) from a zero
+    state and the mean loss of the targets."""
+    V, E, L, cutoffs, div_value = 13, 6, 1, [4, 8], 2.0
+    torch.manual_seed(SEED + 13)
+    encoder = torch.nn.Embedding(V, E)
+    rnn = torch.nn.LSTM(E, E, L, batch_first=True)
+    decoder = torch.nn.AdaptiveLogSoftmaxWithLoss(E, V, cutoffs=cutoffs, div_value=div_value, head_bias=True)
+    model = torch.nn.ModuleDict({"encoder": encoder, "rnn": rnn, "decoder": decoder})
+    ids = torch.randint(0, V, (N, T), dtype=torch.int64)
+    targets = torch.randint(0, V, (N, T), dtype=torch.int64)
+    wide = copy.deepcopy(model).double()
+    with torch.no_grad():
+        output, _ = wide["rnn"](wide["encoder"](ids))                      # (N, T, E), zero initial state
+        flat = output.reshape(-1, E)
+        log_prob = wide["decoder"].log_prob(flat).reshape(N, T, V)
+        loss = wide["decoder"](flat, targets.reshape(-1)).loss
+        assert abs(log_prob.exp().sum(-1) - 1).max().item() < 1e-12
+        assert abs(loss + log_prob.reshape(-1, V)[torch.arange(N * T), targets.reshape(-1)].mean()).item() < 1e-12
+    tensors = {f"model.{k}": p for k, p in model.state_dict().items()}
+    tensors.update({"ids": ids, "targets": targets, "log_prob": log_prob, "loss": loss})
+    name = "word_language_model_adaptive.safetensors"
+    metadata = {"vocabulary_size": str(V), "embedding_size": str(E), "hidden_size": str(E), "layers": str(L),
+                "cell": "lstm", "batch": str(N), "steps": str(T), "cutoffs": json.dumps(cutoffs),
+                "div_value": str(div_value), "head_bias": "true", "seed": str(SEED + 13), "torch": torch.__version__,
+                "reference_dtype": "float64", "generator": "examples/pytorch/make_fixtures.py"}
+    write_safetensors(os.path.join(out_dir, name), tensors, metadata)
+    print(f"{name}: {os.path.getsize(os.path.join(out_dir, name))} bytes")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    parser.add_argument("names", nargs="*", help="write only these files (names without .safetensors; default: all)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
+    jobs = {}
     for cell in CELLS:
         for layers in (1, 2):
             for bidirectional in (False, True):
-                make(cell, layers, bidirectional, args.out)
-    make_word_language_model(args.out)
+                name = f"{cell}_l{layers}_{'bi' if bidirectional else 'uni'}directional"
+                jobs[name] = lambda c=cell, l=layers, b=bidirectional: make(c, l, b, args.out)
+    jobs["word_language_model_lstm"] = lambda: make_word_language_model(args.out)
+    jobs["word_language_model_adaptive"] = lambda: make_adaptive_word_language_model(args.out)
+    unknown = [n for n in args.names if n not in jobs]
+    if unknown:
+        parser.error(f"no fixture named {', '.join(unknown)}; the fixtures are {', '.join(jobs)}")
+    for name, job in jobs.items():
+        if not args.names or name in args.names:
+            job()
 
 
 if __name__ == "__main__":
