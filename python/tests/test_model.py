@@ -67,6 +67,8 @@ def _eval(tool, model, data):
     ("--cell", "rnn-relu", "--embed", "6", "--hidden", "5", "--layers", "2"),
     ("--cell", "lstm", "--embed", "4", "--hidden", "7", "--layers", "2"),
     ("--cell", "gru", "--embed", "5", "--hidden", "6", "--layers", "2"),
+    ("--cell", "lstm", "--embed", "6", "--hidden", "6", "--tie-weights"),
+    ("--cell", "gru", "--embed", "5", "--hidden", "6", "--softmax", "adaptive", "--cutoffs", "3,6", "--div-value", "2"),
 ], ids=lambda o: "-".join(o[1:2] + o[6:]))
 def test_word_perplexity_equals_rnncore_eval(tool, tmp_path, options):
     model = _train(tool, tmp_path, "words", TRAIN, *options)
@@ -95,13 +97,16 @@ def test_unknown_word_without_unk_is_an_error(tool, tmp_path):
 
 # ---- without the tool: models from random tensors ----
 
-def _model(cell, layers=2, V=9, D=5, H=4, seed=0):
+def _model(cell, layers=2, V=9, D=5, H=4, seed=0, **output):
+    """A model of random tensors; output may hold softmax, cutoffs, divValue, tiedWeights."""
     rng = np.random.default_rng(seed)
     tokens = ["<eos>", "<unk>"] + [f"w{i}" for i in range(V - 2)]
     configuration = {"vocabularySize": V, "embeddingSize": D, "hiddenSize": H, "layers": layers, "cell": cell,
-                     "dropout": 0, "input": "embedding"}
+                     "dropout": 0, "input": "embedding"} | output
     probe = rnncore.LanguageModel.__new__(rnncore.LanguageModel)
     probe.V, probe.D, probe.H, probe.layers, probe.cell, probe.input = V, D, H, layers, cell, "embedding"
+    probe.softmax, probe.cutoffs = output.get("softmax", "full"), output.get("cutoffs", [])
+    probe.div_value, probe.tied = output.get("divValue", 4), output.get("tiedWeights", False)
     tensors = {n: rng.standard_normal(s).astype(np.float32) * 0.5 for n, s in probe.parameter_shapes().items()}
     return rnncore.LanguageModel(configuration, tensors, rnncore.Vocabulary(tokens, "word"))
 
@@ -170,3 +175,45 @@ def test_vocabulary_tokenises_as_swift():
     assert v.split("a\n\nb\t a") == ["a", "<eos>", "<eos>", "b", "a", "<eos>"]
     assert v.encode("a zebra") == [0, 3, 2]
     assert v.decode([0, 1, 2, 1]) == "a b\nb"
+
+
+# ---- output layers: the adaptive softmax and tied weights ----
+
+def test_adaptive_log_probabilities_are_normalised_and_give_the_loss():
+    """exp of every row of log-probabilities sums to 1 within float32 rounding of 12 terms (1e-5), and the fused
+    C loss equals −mean log p at the targets (the same float32 values summed in double: 1e-5 relative)."""
+    lm = _model("lstm", layers=1, V=12, D=5, H=6, softmax="adaptive", cutoffs=[4, 8], divValue=2)
+    assert lm.tail_projection_sizes() == [3, 1]
+    ids = np.arange(12) % 12
+    scores = lm.logits(ids[None, :-1], lm.zero_state())
+    assert scores.shape == (1, 11, 12)
+    assert np.allclose(np.exp(scores.astype(np.float64)).sum(-1), 1, atol=1e-5)
+    expected = -np.mean([scores[0, t, ids[t + 1]] for t in range(11)])
+    assert abs(lm.mean_loss(ids) - expected) <= 1e-5 * abs(expected)
+
+
+def test_tied_model_equals_the_untied_model_with_the_embedding_transposed():
+    tied = _model("gru", layers=1, V=9, D=4, H=4, tiedWeights=True)
+    assert "output.weight" not in tied.tensors
+    config = tied.configuration | {"tiedWeights": False}
+    tensors = dict(tied.tensors) | {"output.weight": np.ascontiguousarray(tied.tensors["embedding.weight"].T)}
+    untied = rnncore.LanguageModel(config, tensors, tied.vocabulary)
+    ids = np.array([[1, 4, 2, 7, 3]])
+    # The same products through a transposed copy of the table: equal up to float32 summation order.
+    assert np.allclose(tied.logits(ids, tied.zero_state()), untied.logits(ids, untied.zero_state()), atol=1e-6)
+
+
+@pytest.mark.parametrize("output", [{"tiedWeights": True}, {"softmax": "adaptive", "cutoffs": [3, 6], "divValue": 2}],
+                         ids=["tied", "adaptive"])
+def test_output_layers_round_trip_through_the_pytorch_state_dict(output):
+    lm = _model("lstm", layers=2, V=9, D=4, H=4, **output)
+    sd = lm.to_pytorch_state_dict()
+    if "tiedWeights" in output:
+        assert np.array_equal(sd["decoder.weight"], sd["encoder.weight"])
+    else:
+        assert sd["decoder.head.weight"].shape == (5, 4) and sd["decoder.tail.1.1.weight"].shape == (3, 1)
+    back = rnncore.LanguageModel.from_pytorch_state_dict(sd, lm.vocabulary)
+    assert back.configuration == lm.configuration
+    assert set(back.tensors) == set(lm.tensors)
+    for name, t in lm.tensors.items():
+        assert np.array_equal(back.tensors[name], t), name

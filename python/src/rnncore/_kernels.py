@@ -26,7 +26,8 @@ import numpy as np
 __all__ = ["RNNCoreError", "version", "library_path", "rnn_forward", "rnn_backward", "rnn_relu_forward",
            "rnn_relu_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
            "embedding_backward", "affine_forward", "affine_backward", "softmax_cross_entropy", "softmax", "sgemm",
-           "sgd_step", "adam_step", "clip_grad_norm", "NO_IGNORE_INDEX"]
+           "sgd_step", "adam_step", "clip_grad_norm", "adaptive_softmax_log_prob", "adaptive_softmax_loss",
+           "NO_IGNORE_INDEX"]
 
 NO_IGNORE_INDEX = -(2**31)  # RNNCORE_NO_IGNORE_INDEX
 
@@ -84,6 +85,28 @@ _lib.rnncore_softmax_cross_entropy.argtypes = [ctypes.POINTER(ctypes.c_double), 
                                                _i32, _i64, _i64, ctypes.c_int32, ctypes.c_float]
 _lib.rnncore_softmax_cross_entropy.restype = ctypes.c_int
 _c_int, _c_float, _c_double = ctypes.c_int, ctypes.c_float, ctypes.c_double
+
+
+class _AdaptiveShape(ctypes.Structure):
+    _fields_ = [("H", _i64), ("clusters", _i64), ("cutoffs", ctypes.POINTER(_i64)),
+                ("projections", ctypes.POINTER(_i64))]
+
+
+class _AdaptiveWeights(ctypes.Structure):
+    _fields_ = [("head_weight", _f32), ("head_bias", _f32), ("tail_projection", ctypes.POINTER(_f32)),
+                ("tail_output", ctypes.POINTER(_f32))]
+
+
+_lib.rnncore_adaptive_softmax_workspace.argtypes = [ctypes.POINTER(_i64), ctypes.POINTER(_AdaptiveShape), _i64]
+_lib.rnncore_adaptive_softmax_log_prob.argtypes = [_f32, _f32, _i64, ctypes.POINTER(_AdaptiveShape),
+                                                   ctypes.POINTER(_AdaptiveWeights), _f32, _i64]
+_lib.rnncore_adaptive_softmax_cross_entropy.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(_i64), _f32,
+                                                        ctypes.c_void_p, _f32, _i32, _i64,
+                                                        ctypes.POINTER(_AdaptiveShape),
+                                                        ctypes.POINTER(_AdaptiveWeights), ctypes.c_int32,
+                                                        ctypes.c_float, _f32, _i64]
+for _fn in ("workspace", "log_prob", "cross_entropy"):
+    getattr(_lib, f"rnncore_adaptive_softmax_{_fn}").restype = ctypes.c_int
 
 
 class _AdamParams(ctypes.Structure):
@@ -318,6 +341,68 @@ def softmax_cross_entropy(logits, targets, ignore_index=NO_IGNORE_INDEX, dloss=1
                                               targets.ctypes.data_as(_i32), M, V, ignore_index, dloss),
            "softmax_cross_entropy")
     return loss.value, dlogits
+
+
+def _adaptive_call(x, cutoffs, head_weight, head_bias, tail_projections, tail_weights, body):
+    """Builds the C shape and weight structs of an adaptive softmax over the rows of x (..., H) and calls
+    body(x (M,H), M, V, shape, weights, workspace, workspace_floats)."""
+    head_weight = _floats(head_weight, name="head_weight")
+    H = head_weight.shape[0]
+    x, M = _rows(x, H, "x")
+    x = x.reshape(M, H)
+    C = len(tail_projections)
+    if len(cutoffs) != C or len(tail_weights) != C or C < 1:
+        raise ValueError(f"{len(cutoffs)} cutoffs, {C} tail projections and {len(tail_weights)} tail weights: "
+                         "one of each per tail cluster, at least one")
+    projections = [_floats(p, name=f"tail_projections[{i}]") for i, p in enumerate(tail_projections)]
+    outputs = [_floats(w, name=f"tail_weights[{i}]") for i, w in enumerate(tail_weights)]
+    V = int(cutoffs[-1]) + outputs[-1].shape[1]
+    bounds = (_i64 * (C + 1))(*[int(c) for c in cutoffs], V)
+    sizes = (_i64 * C)(*[p.shape[1] for p in projections])
+    shape = _AdaptiveShape(H, C, bounds, sizes)
+    bias = None if head_bias is None else _floats(head_bias, name="head_bias")
+    weights = _AdaptiveWeights(_ptr(head_weight), None if bias is None else _ptr(bias),
+                               (_f32 * C)(*[_ptr(p) for p in projections]), (_f32 * C)(*[_ptr(w) for w in outputs]))
+    floats = _i64()
+    _check(_lib.rnncore_adaptive_softmax_workspace(ctypes.byref(floats), ctypes.byref(shape), M),
+           "adaptive_softmax_workspace")
+    workspace = np.empty(max(floats.value, 1), dtype=np.float32)
+    return body(x, M, V, shape, weights, workspace, floats.value)
+
+
+def adaptive_softmax_log_prob(x, cutoffs, head_weight, head_bias, tail_projections, tail_weights):
+    """log p(w | x) for every word of an adaptive softmax (PyTorch's AdaptiveLogSoftmaxWithLoss with weights
+    stored (in, out)): x (..., H); cutoffs the cluster boundaries below V (cutoffs[0] words in the head);
+    head_weight (H, cutoffs[0] + C), head_bias (cutoffs[0] + C) or None; tail_projections[i] (H, P_i) and
+    tail_weights[i] (P_i, S_i). Returns (..., V) log-probabilities."""
+    shape_in = np.shape(x)
+
+    def body(x, M, V, shape, weights, workspace, floats):
+        out = np.empty((M, V), dtype=np.float32)
+        _check(_lib.rnncore_adaptive_softmax_log_prob(_ptr(out), _ptr(x), M, ctypes.byref(shape),
+                                                      ctypes.byref(weights), _ptr(workspace), floats),
+               "adaptive_softmax_log_prob")
+        return out
+    out = _adaptive_call(x, cutoffs, head_weight, head_bias, tail_projections, tail_weights, body)
+    return out.reshape(tuple(shape_in[:-1]) + (out.shape[1],))
+
+
+def adaptive_softmax_loss(x, targets, cutoffs, head_weight, head_bias, tail_projections, tail_weights,
+                          ignore_index=NO_IGNORE_INDEX):
+    """The mean cross-entropy of an adaptive softmax (arguments as adaptive_softmax_log_prob) against one target
+    per row of x, from the fused C call, without gradients. Returns (loss, counted rows)."""
+    targets = np.ascontiguousarray(targets, dtype=np.int32).reshape(-1)
+
+    def body(x, M, V, shape, weights, workspace, floats):
+        if targets.size != M:
+            raise ValueError(f"{targets.size} targets for {M} rows")
+        loss, count = ctypes.c_double(), _i64()
+        _check(_lib.rnncore_adaptive_softmax_cross_entropy(
+            ctypes.byref(loss), ctypes.byref(count), None, None, _ptr(x), targets.ctypes.data_as(_i32), M,
+            ctypes.byref(shape), ctypes.byref(weights), ignore_index, 1.0, _ptr(workspace), floats),
+            "adaptive_softmax_cross_entropy")
+        return loss.value, count.value
+    return _adaptive_call(x, cutoffs, head_weight, head_bias, tail_projections, tail_weights, body)
 
 
 def _ids(ids, name="ids"):

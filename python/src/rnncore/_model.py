@@ -144,12 +144,20 @@ class LanguageModel:
             self.V, self.D, self.H = int(c["vocabularySize"]), int(c["embeddingSize"]), int(c["hiddenSize"])
             self.layers, self.cell = int(c["layers"]), c["cell"]
             self.input, self.dropout = c.get("input", "embedding"), float(c.get("dropout", 0))
+            # Absent from files written before the output layers: the full, untied softmax.
+            self.softmax, self.cutoffs = c.get("softmax", "full"), [int(x) for x in c.get("cutoffs", [])]
+            self.div_value, self.tied = float(c.get("divValue", 4)), bool(c.get("tiedWeights", False))
         except (KeyError, TypeError, ValueError) as error:
             raise RNNCoreModelError(f"{source}: the configuration lacks or misstates {error}") from None
         if self.cell not in _CELLS:
             raise RNNCoreModelError(f"{source}: unknown cell {self.cell!r} (one of {', '.join(_CELLS)})")
         if self.input not in ("embedding", "one-hot"):
             raise RNNCoreModelError(f"{source}: unknown input {self.input!r} (embedding or one-hot)")
+        if self.softmax not in ("full", "adaptive") or (self.softmax == "adaptive") != bool(self.cutoffs):
+            raise RNNCoreModelError(f"{source}: unknown softmax {self.softmax!r} or cutoffs {self.cutoffs} that do "
+                                    "not fit it (full: none; adaptive: at least one)")
+        if self.tied and (self.softmax != "full" or self.input != "embedding" or self.D != self.H):
+            raise RNNCoreModelError(f"{source}: tied weights need the full softmax and D = H")
         self.vocabulary = vocabulary
         if len(vocabulary) != self.V:
             raise RNNCoreModelError(f"{source}: the vocabulary holds {len(vocabulary)} tokens, the configuration "
@@ -172,7 +180,12 @@ class LanguageModel:
     @property
     def configuration(self):
         return {"vocabularySize": self.V, "embeddingSize": self.D, "hiddenSize": self.H, "layers": self.layers,
-                "cell": self.cell, "dropout": self.dropout, "input": self.input}
+                "cell": self.cell, "dropout": self.dropout, "input": self.input, "softmax": self.softmax,
+                "cutoffs": list(self.cutoffs), "divValue": self.div_value, "tiedWeights": self.tied}
+
+    def tail_projection_sizes(self):
+        """P_i = ⌊H / divValue^(i+1)⌋ of each adaptive-softmax tail cluster, as Swift's tailProjectionSizes."""
+        return [int(np.floor(self.H / self.div_value ** (i + 1))) for i in range(len(self.cutoffs))]
 
     def parameter_shapes(self):
         """Tensor name -> shape, as Swift's Configuration.parameterShapes."""
@@ -184,8 +197,20 @@ class LanguageModel:
                            f"{self.cell}.{l}.b": (G,)})
             if "bh" in names:
                 shapes[f"{self.cell}.{l}.bh"] = (G,)
-        shapes.update({"output.weight": (self.H, self.V), "output.bias": (self.V,)})
+        if self.softmax == "adaptive":
+            C, bounds = len(self.cutoffs), self.cutoffs + [self.V]
+            shapes.update({"output.head.weight": (self.H, self.cutoffs[0] + C), "output.head.bias": (self.cutoffs[0] + C,)})
+            for i, P in enumerate(self.tail_projection_sizes()):
+                shapes.update({f"output.tail.{i}.projection": (self.H, P),
+                               f"output.tail.{i}.weight": (P, bounds[i + 1] - bounds[i])})
+        else:
+            shapes.update(({} if self.tied else {"output.weight": (self.H, self.V)}) | {"output.bias": (self.V,)})
         return shapes
+
+    def _adaptive(self):
+        t, C = self.tensors, len(self.cutoffs)
+        return (self.cutoffs, t["output.head.weight"], t["output.head.bias"],
+                [t[f"output.tail.{i}.projection"] for i in range(C)], [t[f"output.tail.{i}.weight"] for i in range(C)])
 
     # ---- forward ----
 
@@ -194,7 +219,16 @@ class LanguageModel:
         return [np.zeros((S, N, self.H), dtype=np.float32) for _ in range(self.layers)]
 
     def logits(self, ids, state):
-        """Logits (N,T,V) of the ids (N,T) from state (a list of (S,N,H) per layer, updated in place)."""
+        """Scores (N,T,V) of the ids (N,T) from state (a list of (S,N,H) per layer, updated in place) whose softmax
+        is the model's distribution: logits of the full softmax, log-probabilities of the adaptive one."""
+        xs = self._top(ids, state)
+        if self.softmax == "adaptive":
+            return k.adaptive_softmax_log_prob(xs, *self._adaptive())
+        w = np.ascontiguousarray(self.tensors["embedding.weight"].T) if self.tied else self.tensors["output.weight"]
+        return k.affine_forward(xs, w, self.tensors["output.bias"])
+
+    def _top(self, ids, state):
+        """The last recurrent layer's outputs (N,T,H) for the ids (N,T), advancing state."""
         ids = np.asarray(ids, dtype=np.int32)
         if self.input == "one-hot":
             xs = np.eye(self.V, dtype=np.float32)[ids]
@@ -212,7 +246,7 @@ class LanguageModel:
             else:
                 xs, state[l][0] = k.rnn_forward(xs, state[l][0], wx, wh, b,
                                                 nonlinearity="relu" if self.cell == "rnn-relu" else "tanh")
-        return k.affine_forward(xs, self.tensors["output.weight"], self.tensors["output.bias"])
+        return xs
 
     def mean_loss(self, ids, bptt=35):
         """Mean cross-entropy (nats) of predicting every token after the first from those before it, read as one
@@ -225,8 +259,12 @@ class LanguageModel:
         state, total, predictions = self.zero_state(), 0.0, ids.size - 1
         for start in range(0, predictions, bptt):
             T = min(bptt, predictions - start)
-            logits = self.logits(ids[None, start:start + T], state)
-            loss, _ = k.softmax_cross_entropy(logits, ids[start + 1:start + 1 + T])
+            targets = ids[start + 1:start + 1 + T]
+            if self.softmax == "adaptive":  # the fused C loss, as Swift computes it
+                loss, _ = k.adaptive_softmax_loss(self._top(ids[None, start:start + T], state), targets,
+                                                  *self._adaptive())
+            else:
+                loss, _ = k.softmax_cross_entropy(self.logits(ids[None, start:start + T], state), targets)
             total += loss * T
         return total / predictions
 
@@ -295,8 +333,16 @@ class LanguageModel:
             out[f"rnn.weight_hh_l{l}"] = np.ascontiguousarray(t[p + "wh"].T)
             out[f"rnn.bias_ih_l{l}"] = t[p + "b"].copy()
             out[f"rnn.bias_hh_l{l}"] = t[p + "bh"].copy() if self.cell == "gru" else np.zeros_like(t[p + "b"])
-        out["decoder.weight"] = np.ascontiguousarray(t["output.weight"].T)
-        out["decoder.bias"] = t["output.bias"].copy()
+        if self.softmax == "adaptive":  # an nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs, div_value, head_bias=True)
+            out["decoder.head.weight"] = np.ascontiguousarray(t["output.head.weight"].T)
+            out["decoder.head.bias"] = t["output.head.bias"].copy()
+            for i in range(len(self.cutoffs)):
+                out[f"decoder.tail.{i}.0.weight"] = np.ascontiguousarray(t[f"output.tail.{i}.projection"].T)
+                out[f"decoder.tail.{i}.1.weight"] = np.ascontiguousarray(t[f"output.tail.{i}.weight"].T)
+        else:
+            out["decoder.weight"] = (t["embedding.weight"].copy() if self.tied
+                                     else np.ascontiguousarray(t["output.weight"].T))
+            out["decoder.bias"] = t["output.bias"].copy()
         return out
 
     @classmethod
@@ -308,7 +354,9 @@ class LanguageModel:
         sd = {n: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float32) for n, v in state_dict.items()}
         if not isinstance(vocabulary, Vocabulary):
             vocabulary = Vocabulary(*vocabulary)
-        for name in ("rnn.weight_hh_l0", "rnn.weight_ih_l0", "decoder.weight", "decoder.bias"):
+        adaptive = "decoder.head.weight" in sd
+        required = ("rnn.weight_hh_l0", "rnn.weight_ih_l0") + (() if adaptive else ("decoder.bias",))
+        for name in required:
             if name not in sd:
                 raise RNNCoreModelError(f"the state dict has no {name!r}")
         G, H = sd["rnn.weight_hh_l0"].shape
@@ -322,10 +370,40 @@ class LanguageModel:
         layers = 0
         while f"rnn.weight_ih_l{layers}" in sd:
             layers += 1
-        V = sd["decoder.weight"].shape[0]
         one_hot = "encoder.weight" not in sd
         D = sd["rnn.weight_ih_l0"].shape[1]
-        tensors = {"output.weight": sd["decoder.weight"].T, "output.bias": sd["decoder.bias"]}
+        extras = {}
+        known = {"encoder.weight", "decoder.weight", "decoder.bias"}
+        if adaptive:  # an nn.AdaptiveLogSoftmaxWithLoss: cutoffs from the shapes, div_value from the first projection
+            C = 0
+            while f"decoder.tail.{C}.0.weight" in sd:
+                C += 1
+            if C == 0:
+                raise RNNCoreModelError("the state dict has decoder.head.weight but no 'decoder.tail.0.0.weight'")
+            K = sd["decoder.head.weight"].shape[0]
+            cutoffs = [K - C]
+            tensors = {"output.head.weight": sd["decoder.head.weight"].T,
+                       "output.head.bias": sd.get("decoder.head.bias", np.zeros(K, dtype=np.float32))}
+            for i in range(C):
+                tensors[f"output.tail.{i}.projection"] = sd[f"decoder.tail.{i}.0.weight"].T
+                tensors[f"output.tail.{i}.weight"] = sd[f"decoder.tail.{i}.1.weight"].T
+                cutoffs.append(cutoffs[-1] + sd[f"decoder.tail.{i}.1.weight"].shape[0])
+                known |= {f"decoder.tail.{i}.0.weight", f"decoder.tail.{i}.1.weight"}
+            known |= {"decoder.head.weight", "decoder.head.bias"}
+            V = cutoffs.pop()
+            extras = {"softmax": "adaptive", "cutoffs": cutoffs,
+                      "divValue": H / sd["decoder.tail.0.0.weight"].shape[0]}
+        else:
+            tensors = {"output.bias": sd["decoder.bias"]}
+            V = sd["decoder.bias"].shape[0]
+            decoder = sd.get("decoder.weight")
+            # --tied: decoder.weight is the encoder's tensor, or left out as a duplicate.
+            if decoder is None or ("encoder.weight" in sd and np.array_equal(decoder, sd["encoder.weight"])):
+                if one_hot:
+                    raise RNNCoreModelError("the state dict has no 'decoder.weight' and no encoder to tie it to")
+                extras = {"tiedWeights": True}
+            else:
+                tensors["output.weight"] = decoder.T
         if not one_hot:
             tensors["embedding.weight"] = sd["encoder.weight"]
         for l in range(layers):
@@ -338,14 +416,17 @@ class LanguageModel:
                 tensors[p + "b"], tensors[p + "bh"] = b_ih, b_hh
             else:
                 tensors[p + "b"] = b_ih + b_hh
-        known = {"encoder.weight", "decoder.weight", "decoder.bias"} | {
-            f"rnn.{w}_l{l}" for l in range(layers) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        known |= {f"rnn.{w}_l{l}" for l in range(layers) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         extra = sorted(set(sd) - known)
         if extra:
             raise RNNCoreModelError(f"the state dict's {extra[0]!r} belongs to no parameter of the model")
         configuration = {"vocabularySize": V, "embeddingSize": D, "hiddenSize": H, "layers": layers, "cell": cell,
-                         "dropout": dropout, "input": "one-hot" if one_hot else "embedding"}
-        return cls(configuration, tensors, vocabulary, source="the state dict")
+                         "dropout": dropout, "input": "one-hot" if one_hot else "embedding"} | extras
+        model = cls(configuration, tensors, vocabulary, source="the state dict")
+        if adaptive and model.tail_projection_sizes() != [tensors[f"output.tail.{i}.projection"].shape[1]
+                                                          for i in range(len(model.cutoffs))]:
+            raise RNNCoreModelError("the adaptive softmax's tail projections do not follow one div_value")
+        return model
 
 
 def load(path):
