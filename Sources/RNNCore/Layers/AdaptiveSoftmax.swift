@@ -219,12 +219,30 @@ public final class AdaptiveSoftmax: OutputLayer {
         return (loss, Int(counted))
     }
 
+    /// The C workspace query (`rnncore_adaptive_softmax_workspace`) for `rows` rows of an adaptive softmax with
+    /// input size H, cluster bounds `cutoffs + [V]` and tail projection sizes: its status and the floats it asks for.
+    static func workspaceQuery(inputSize H: Int, bounds: [Int64], projectionSizes: [Int64],
+                               rows M: Int) -> (status: rnncore_status, floats: Int64) {
+        var floats: Int64 = 0
+        let status = bounds.withUnsafeBufferPointer { bp in
+            projectionSizes.withUnsafeBufferPointer { sp in
+                var shape = rnncore_adaptive_softmax(H: Int64(H), clusters: Int64(projectionSizes.count),
+                                                     cutoffs: bp.baseAddress, projections: sp.baseAddress)
+                return rnncore_adaptive_softmax_workspace(&floats, &shape, Int64(M))
+            }
+        }
+        return (status, floats)
+    }
+
     /// Calls `body` with the C shape and weight descriptions and a workspace sized for `rows` rows.
     private func withShapeAndWeights(rows M: Int, _ body: (UnsafePointer<rnncore_adaptive_softmax>,
                                                            UnsafePointer<rnncore_adaptive_weights>,
                                                            UnsafeMutablePointer<Float>, Int64) throws(RNNCoreError) -> Void)
         throws(RNNCoreError) {
         let C = cutoffs.count
+        let query = Self.workspaceQuery(inputSize: inputSize, bounds: bounds, projectionSizes: projectionSizes, rows: M)
+        try check(query.status, "adaptive softmax workspace size")
+        if workspace.count < Int(query.floats) { workspace = Tensor(zeros: [Int(query.floats)]) }
         let projections = tailProjections.map { Optional($0.value.readPointer) }
         let outputs = tailWeights.map { Optional($0.value.readPointer) }
         var result: RNNCoreError?
@@ -239,10 +257,6 @@ public final class AdaptiveSoftmax: OutputLayer {
                                                                tail_projection: pp.baseAddress,
                                                                tail_output: op.baseAddress)
                         do throws(RNNCoreError) {
-                            var floats: Int64 = 0
-                            try check(rnncore_adaptive_softmax_workspace(&floats, &shape, Int64(M)),
-                                      "adaptive softmax workspace size")
-                            if workspace.count < Int(floats) { workspace = Tensor(zeros: [Int(floats)]) }
                             try body(&shape, &weights, workspace.writePointer(), Int64(workspace.count))
                         } catch { result = error }
                     }

@@ -125,16 +125,9 @@ extension RNNLanguageModel.Configuration {
         case .full:
             return Saturating.multiply(M, vocabularySize)
         case .adaptive:
-            let bounds = (cutoffs + [vocabularySize]).map(Int64.init)
-            let projections = tailProjectionSizes.map(Int64.init)
-            var floats: Int64 = 0
-            let status = bounds.withUnsafeBufferPointer { bp in
-                projections.withUnsafeBufferPointer { pp in
-                    var shape = rnncore_adaptive_softmax(H: Int64(hiddenSize), clusters: Int64(cutoffs.count),
-                                                         cutoffs: bp.baseAddress, projections: pp.baseAddress)
-                    return rnncore_adaptive_softmax_workspace(&floats, &shape, Int64(M))
-                }
-            }
+            let (status, floats) = AdaptiveSoftmax.workspaceQuery(
+                inputSize: hiddenSize, bounds: (cutoffs + [vocabularySize]).map(Int64.init),
+                projectionSizes: tailProjectionSizes.map(Int64.init), rows: M)
             return status == RNNCORE_OK && floats < Int64(Int.max) ? Int(floats) : Int.max
         }
     }
