@@ -187,9 +187,7 @@ rnncore_status rnncore_adaptive_softmax_workspace(int64_t *floats, const rnncore
 /* z (M,K) = x·Wh + bh. */
 static void head_logits(float *z, const float *x, const asm_dims *d, const rnncore_adaptive_weights *w) {
     const int64_t M = d->M, K = d->K;
-    if (w->head_bias) {
-        for (int64_t m = 0; m < M; m++) memcpy(z + m * K, w->head_bias, (size_t)K * sizeof(float));
-    }
+    if (w->head_bias) rc_broadcast_rows(z, w->head_bias, M, K);
     rc_sgemm(false, false, M, K, d->H, 1.0f, x, d->H, w->head_weight, K, w->head_bias ? 1.0f : 0.0f, z, K);
 }
 
@@ -204,6 +202,21 @@ static int64_t cluster_of(const rnncore_adaptive_softmax *shape, int64_t y) {
     return i;
 }
 
+typedef struct head_targets {
+    const int32_t *targets;
+    const rnncore_adaptive_softmax *shape;
+    int64_t c0;
+    int32_t ignore_index;
+} head_targets;
+
+/* The head column of row m: its word when frequent, else its cluster's entry; -1 when ignored. */
+static int64_t head_target(const void *ctx, int64_t m) {
+    const head_targets *t = ctx;
+    const int32_t y = t->targets[m];
+    if (is_ignored(y, t->ignore_index)) return -1;
+    return y < t->c0 ? y : t->c0 + cluster_of(t->shape, y);
+}
+
 /* The head's part: every row's head loss (target: the word, or its cluster's entry) into *total and, when
  * backward, the head gradient: z becomes dZh = (softmax - onehot)·scale (zero rows for ignored targets), then
  * dx = dZh·Whᵀ (overwritten), dWh += xᵀ·dZh, dbh += Σ dZh. */
@@ -212,16 +225,8 @@ static void head_pass(double *total, float *dx, const rnncore_adaptive_gradients
                       const rnncore_adaptive_weights *w, int32_t ignore_index, float scale, bool backward) {
     const int64_t M = d->M, H = d->H, K = d->K;
     head_logits(z, x, d, w);
-    for (int64_t m = 0; m < M; m++) {
-        float *row = z + m * K;
-        const int32_t y = targets[m];
-        if (is_ignored(y, ignore_index)) {
-            if (backward) memset(row, 0, (size_t)K * sizeof(float));
-            continue;
-        }
-        const int64_t h = y < d->c0 ? y : d->c0 + cluster_of(shape, y);
-        *total += rc_cross_entropy_row(backward ? row : NULL, row, K, h, scale);
-    }
+    const head_targets t = {.targets = targets, .shape = shape, .c0 = d->c0, .ignore_index = ignore_index};
+    *total += rc_cross_entropy_rows(backward ? z : NULL, z, M, K, head_target, &t, scale);
     if (!backward) return;
     if (dx) {
         rc_sgemm(false, true, M, H, K, 1.0f, z, K, w->head_weight, K, 0.0f, dx, H);

@@ -22,12 +22,7 @@ static rnncore_status affine_forward(float *y, const float *x, const float *w, c
     const rc_buf ins[] = {{x, M * D}, {w, D * O}, {b, O}};
     RNNCORE_TRY(rc_check_aliasing(outs, RC_COUNT(outs), ins, RC_COUNT(ins)));
 
-    if (b) {
-        for (int64_t m = 0; m < M; m++) {
-            float *row = y + m * O;
-            for (int64_t o = 0; o < O; o++) row[o] = b[o];
-        }
-    }
+    if (b) rc_broadcast_rows(y, b, M, O);
     rc_sgemm(false, w_transposed, M, O, D, 1.0f, x, D, w, w_transposed ? D : O, b ? 1.0f : 0.0f, y, O);
     return RNNCORE_OK;
 }
@@ -48,12 +43,7 @@ static rnncore_status affine_backward(float *dx, float *dw, float *db, const flo
         if (dx) rc_sgemm(false, true, M, D, O, 1.0f, dy, O, w, O, 0.0f, dx, D);
         rc_sgemm(true, false, D, O, M, 1.0f, x, D, dy, O, 1.0f, dw, O);
     }
-    if (db) {
-        for (int64_t m = 0; m < M; m++) {
-            const float *row = dy + m * O;
-            for (int64_t o = 0; o < O; o++) db[o] += row[o];
-        }
-    }
+    if (db) rc_add_column_sums(db, dy, M, O);
     return RNNCORE_OK;
 }
 

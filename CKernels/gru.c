@@ -116,6 +116,7 @@ rnncore_status rnncore_gru_forward(float *hs, float *cache, float *state_last, c
                                    const rnncore_cell_weights *weights, const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(&gru_cell, &p, hs, cache, state_last, xs, state0, weights, window));
+    rc_pack_forward(&p, cache);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, G = 3 * H, W = 4 * H, ld = T * H, ldc = T * W;
 
     /* The input projection of every (n, t) row at once, into the first 3H columns of each cache row. */
@@ -125,7 +126,7 @@ rnncore_status rnncore_gru_forward(float *hs, float *cache, float *state_last, c
         const float *hp = t > 0 ? hs + (t - 1) * H : state0;
         const int64_t ldp = t > 0 ? ld : H;
         gru_prepare_rows(c_t, ldc, N, H);
-        if (hp) rc_sgemm(false, false, N, G, H, 1.0f, hp, ldp, p.wh, G, 1.0f, c_t, ldc);
+        if (hp) rc_recurrent_forward(&p, c_t, ldc, hp, ldp, N);
         gru_cell_forward_rows(c_t, ldc, p.b, p.b_hidden, hp, ldp, hs + t * H, ld, N, H);
     }
     if (state_last) rc_copy_last_step(state_last, hs, N, T, H);

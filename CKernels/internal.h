@@ -142,13 +142,12 @@ static inline float rc_sigmoidf(float x) {
     return x >= 0.0f ? r : e * r;
 }
 
-/* db[j] += Σ_rows m[r][j] for a contiguous (rows, cols) block: the bias gradient of every layer. */
-static inline void rc_add_column_sums(float *db, const float *m, int64_t rows, int64_t cols) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *row = m + r * cols;
-        for (int64_t j = 0; j < cols; j++) db[j] += row[j];
-    }
-}
+/* db[j] += Σ_rows m[r][j] for a contiguous (rows, cols) block: the bias gradient of every layer (gemm.c; split
+ * by columns across the threads, each column summed over the rows in order). */
+void rc_add_column_sums(float *db, const float *m, int64_t rows, int64_t cols);
+
+/* Every row of the contiguous (rows, cols) block y = b: the bias a GEMM then accumulates onto (gemm.c). */
+void rc_broadcast_rows(float *y, const float *b, int64_t rows, int64_t cols);
 
 /* The state each step of a window started from, (N,T,H): h0 (or zeros) at t = 0, then hs shifted by one step.
  * The weight gradient of the recurrence is then one GEMM over all N*T rows. */
@@ -167,13 +166,36 @@ static inline void rc_shifted_states(float *h_prev, const float *h0, const float
 }
 
 
-/* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions. */
-static inline void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                            int64_t ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
-                (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+/* C(m,n) = alpha * op(A) · op(B) + beta * C, row-major, with explicit leading dimensions (gemm.c). A large
+ * product is split into column (or row) blocks across the library's threads, each block one single-threaded
+ * BLAS call. */
+void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---- the recurrent product against a packed B (packed_gemm.c) --------------------------------------------
+ * rc_pack_b copies B (K,N) into panels of RC_PANEL columns, rc_packed_floats(K, N) floats; with trans, B is given
+ * as its transpose, an (N,K) matrix at row stride ldb. rc_packed_gemm: u (M,N) at row stride ldu = (or +=, when
+ * accumulate) h (M,K) at row stride ldh times the packed B. Both run on the library's threads. */
+#define RC_PANEL 16
+int64_t rc_packed_floats(int64_t K, int64_t N);
+void rc_pack_b(float *packed, const float *b, int64_t ldb, int64_t K, int64_t N, bool trans);
+void rc_packed_gemm(float *u, int64_t ldu, const float *h, int64_t ldh, const float *packed, int64_t M, int64_t N,
+                    int64_t K, bool accumulate);
+
+/* ---- threads (threads.c) ------------------------------------------------------------------------------------
+ * rc_parallel_for(count, grain, fn, ctx) calls fn(ctx, begin, end) on contiguous chunks covering [0, count), at
+ * most one per thread and each of at least `grain` items (fewer chunks when count is small), and returns when all
+ * are done. The chunks depend only on count, grain and the thread count. Inside a chunk, rc_threads() is 1 and a
+ * nested rc_parallel_for runs inline. */
+typedef void (*rc_range_fn)(void *ctx, int64_t begin, int64_t end);
+/* Floats of element-wise work below which a pass is not worth splitting (a chunk should take well over the
+ * microsecond a dispatch costs): the grain of the row-wise passes is RC_PARALLEL_FLOATS / (floats per row). */
+#define RC_PARALLEL_FLOATS 16384
+static inline int64_t rc_grain(int64_t floats_per_item) {
+    return floats_per_item >= RC_PARALLEL_FLOATS ? 1 : RC_PARALLEL_FLOATS / (floats_per_item > 0 ? floats_per_item : 1) + 1;
 }
+void rc_parallel_for(int64_t count, int64_t grain, rc_range_fn fn, void *ctx);
+int rc_threads(void);
 
 /* Age buckets of a truncated backward inside a window of T steps: the truncation when it cuts anything
  * (0 < truncation < T), else 0 for full backpropagation. */
@@ -189,6 +211,16 @@ static inline int64_t rc_truncation_ages(int64_t truncation, int64_t T) {
  * NULL it also receives (softmax(row) - onehot(y))·scale; grad may equal row (the gradient then overwrites the
  * logits), any other overlap is not allowed. */
 double rc_cross_entropy_row(float *grad, const float *row, int64_t V, int64_t y, float scale);
+
+/* The target column of row r of a block of rows for rc_cross_entropy_rows, or -1 for a row that is not counted. */
+typedef int64_t (*rc_row_target_fn)(const void *ctx, int64_t row);
+
+/* Σ_r rc_cross_entropy_row(grad_r, row_r, V, target(r), scale) over the M rows of a contiguous (M,V) block, in
+ * parallel. Rows whose target is -1 add nothing and get a zero gradient row. The sum runs over a fixed split of
+ * the rows into at most 64 blocks (each summed in order, then the blocks in order), so the result depends on M
+ * alone, not on the thread count. grad may be NULL or equal logits. */
+double rc_cross_entropy_rows(float *grad, const float *logits, int64_t M, int64_t V, rc_row_target_fn target,
+                             const void *ctx, float scale);
 
 /* out[v] = log softmax(row)[v] + shift = (row[v] - max) + (shift - log Σ e^(row - max)) for v < V; out may equal
  * row. */
@@ -231,8 +263,18 @@ struct rc_pass {
     int64_t N, T, D, H, G;
     int64_t k;                   /* age buckets (rc_truncation_ages): 0 = full backpropagation */
     int64_t cache, workspace;    /* floats */
+    bool packed;                 /* the recurrent products run against a packed copy of Wh (rc_packs_recurrence):
+                                    forward packs Wh at the end of the cache, backward Whᵀ at the end of the
+                                    workspace */
     const float *xs, *state0, *hs, *cache_in, *wx, *wh, *b, *b_hidden;
+    const float *wh_packed;      /* set by rc_pack_forward / rc_window_backward when packed */
 };
+
+/* Forward: packs Wh into the end of the cache when the pass is packed (call after rc_check_forward). */
+void rc_pack_forward(rc_pass *p, float *cache);
+
+/* u (rows,G) at row stride ldu += h_prev (rows,H) at row stride ldh · Wh: a step's recurrent product. */
+void rc_recurrent_forward(const rc_pass *p, float *u, int64_t ldu, const float *h_prev, int64_t ldh, int64_t rows);
 
 /* rnncore_<cell>_sizes. */
 rnncore_status rc_cell_sizes(const rc_cell_kind *kind, rnncore_cell_sizes *sizes, const rnncore_window *window);

@@ -25,17 +25,24 @@ static rnncore_status check_lstm_sizes(int64_t N, int64_t D, int64_t H) {
 
 /* ---- element-wise passes ----------------------------------------------------------------------------------- */
 
-/* Forward of the cell for `rows` rows. a (row stride lda) holds the pre-activations without bias on entry and the
- * activated gates on exit; c and h (row stride ldh) receive the new states; c_prev (row stride ldcp) may be NULL. */
-RC_VECTOR_CLONES static void lstm_cell_forward_rows(float *a, int64_t lda, const float *b, const float *c_prev,
-                                                    int64_t ldcp, float *c, float *h, int64_t ldh, int64_t rows,
-                                                    int64_t H) {
-    for (int64_t n = 0; n < rows; n++) {
-        float *ar = a + n * lda;
-        float *cr = c + n * ldh, *hr = h + n * ldh;
-        const float *cp = c_prev ? c_prev + n * ldcp : NULL;
-        if (b) {
-            for (int64_t k = 0; k < 4 * H; k++) ar[k] += b[k];
+/* Forward of the cell for rows [r0, r1) (rc_range_fn over a lstm_forward_rows). a (row stride lda) holds the
+ * pre-activations without bias on entry and the activated gates on exit; c and h (row stride ldh) receive the new
+ * states; c_prev (row stride ldcp) may be NULL. */
+typedef struct lstm_forward_rows {
+    float *a, *c, *h;
+    const float *b, *c_prev;
+    int64_t lda, ldcp, ldh, H;
+} lstm_forward_rows;
+
+RC_VECTOR_CLONES static void lstm_cell_forward_range(void *arg, int64_t r0, int64_t r1) {
+    const lstm_forward_rows *j = arg;
+    const int64_t H = j->H;
+    for (int64_t n = r0; n < r1; n++) {
+        float *ar = j->a + n * j->lda;
+        float *cr = j->c + n * j->ldh, *hr = j->h + n * j->ldh;
+        const float *cp = j->c_prev ? j->c_prev + n * j->ldcp : NULL;
+        if (j->b) {
+            for (int64_t k = 0; k < 4 * H; k++) ar[k] += j->b[k];
         }
         for (int64_t k = 0; k < H; k++) {
             const float i = rc_sigmoidf(ar[k]);
@@ -53,22 +60,37 @@ RC_VECTOR_CLONES static void lstm_cell_forward_rows(float *a, int64_t lda, const
     }
 }
 
-/* Backward of the cell for `rows` rows, linear in (dh, dc) given the forward values:
+/* The forward of `rows` rows, split across the threads by rows. */
+static void lstm_cell_forward_rows(float *a, int64_t lda, const float *b, const float *c_prev, int64_t ldcp, float *c,
+                                   float *h, int64_t ldh, int64_t rows, int64_t H) {
+    lstm_forward_rows j = {.a = a, .c = c, .h = h, .b = b, .c_prev = c_prev, .lda = lda, .ldcp = ldcp, .ldh = ldh,
+                           .H = H};
+    rc_parallel_for(rows, rc_grain(8 * H), lstm_cell_forward_range, &j);
+}
+
+/* Backward of the cell for rows [r0, r1) (rc_range_fn over a lstm_backward_rows), linear in (dh, dc) given the
+ * forward values:
  *   dct = dc + dh ⊙ o ⊙ (1 - tanh²c);  dA = [dct⊙g⊙i(1-i), dct⊙c_prev⊙f(1-f), dct⊙i⊙(1-g²), dh⊙tanh(c)⊙o(1-o)];
  *   dc_prev = dct ⊙ f.
  * dh is dh + dh_add when dh_add (row stride ld_add) is given. dh, dc, dc_prev have row stride H; dA row stride ldA;
  * gates ldg; c ldc; c_prev ldcp. dc, c_prev may be NULL (zeros), dc_prev may be NULL (not needed) and may equal dc
  * (updated in place). */
-RC_VECTOR_CLONES static void lstm_cell_backward_rows(float *dA, int64_t ldA, float *dc_prev, const float *dh,
-                                                     const float *dh_add, int64_t ld_add, const float *dc,
-                                                     const float *gates, int64_t ldg, const float *c, int64_t ldc,
-                                                     const float *c_prev, int64_t ldcp, int64_t rows, int64_t H) {
-    for (int64_t n = 0; n < rows; n++) {
-        float *da = dA + n * ldA;
-        const float *gr = gates + n * ldg, *cr = c + n * ldc;
-        const float *cp = c_prev ? c_prev + n * ldcp : NULL;
-        const float *dhr = dh + n * H, *dcr = dc ? dc + n * H : NULL, *add = dh_add ? dh_add + n * ld_add : NULL;
-        float *dcp = dc_prev ? dc_prev + n * H : NULL;
+typedef struct lstm_backward_rows {
+    float *dA, *dc_prev;
+    const float *dh, *dh_add, *dc, *gates, *c, *c_prev;
+    int64_t ldA, ld_add, ldg, ldc, ldcp, H;
+} lstm_backward_rows;
+
+RC_VECTOR_CLONES static void lstm_cell_backward_range(void *arg, int64_t r0, int64_t r1) {
+    const lstm_backward_rows *j = arg;
+    const int64_t H = j->H;
+    for (int64_t n = r0; n < r1; n++) {
+        float *da = j->dA + n * j->ldA;
+        const float *gr = j->gates + n * j->ldg, *cr = j->c + n * j->ldc;
+        const float *cp = j->c_prev ? j->c_prev + n * j->ldcp : NULL;
+        const float *dhr = j->dh + n * H, *dcr = j->dc ? j->dc + n * H : NULL;
+        const float *add = j->dh_add ? j->dh_add + n * j->ld_add : NULL;
+        float *dcp = j->dc_prev ? j->dc_prev + n * H : NULL;
         for (int64_t k = 0; k < H; k++) {
             const float i = gr[k], f = gr[H + k], g = gr[2 * H + k], o = gr[3 * H + k];
             const float tc = rc_tanhf(cr[k]);
@@ -81,6 +103,16 @@ RC_VECTOR_CLONES static void lstm_cell_backward_rows(float *dA, int64_t ldA, flo
             if (dcp) dcp[k] = dct * f;
         }
     }
+}
+
+/* The backward of `rows` rows, split across the threads by rows. */
+static void lstm_cell_backward_rows(float *dA, int64_t ldA, float *dc_prev, const float *dh, const float *dh_add,
+                                    int64_t ld_add, const float *dc, const float *gates, int64_t ldg, const float *c,
+                                    int64_t ldc, const float *c_prev, int64_t ldcp, int64_t rows, int64_t H) {
+    lstm_backward_rows j = {.dA = dA, .dc_prev = dc_prev, .dh = dh, .dh_add = dh_add, .dc = dc, .gates = gates,
+                            .c = c, .c_prev = c_prev, .ldA = ldA, .ld_add = ld_add, .ldg = ldg, .ldc = ldc,
+                            .ldcp = ldcp, .H = H};
+    rc_parallel_for(rows, rc_grain(8 * H), lstm_cell_backward_range, &j);
 }
 
 /* ---- one step ---------------------------------------------------------------------------------------------- */
@@ -158,6 +190,7 @@ rnncore_status rnncore_lstm_forward(float *hs, float *cache, float *state_last, 
                                     const rnncore_cell_weights *weights, const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(&lstm_cell, &p, hs, cache, state_last, xs, state0, weights, window));
+    rc_pack_forward(&p, cache);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, G = 4 * H, ld = T * H, ldg = T * G, NH = N * H;
     float *cs = cache, *gates = cache + N * T * H;
     const float *h0 = state0, *c0 = state0 ? state0 + NH : NULL;
@@ -168,7 +201,7 @@ rnncore_status rnncore_lstm_forward(float *hs, float *cache, float *state_last, 
         const float *hp = t > 0 ? hs + (t - 1) * H : h0;
         const float *cp = t > 0 ? cs + (t - 1) * H : c0;
         const int64_t ldp = t > 0 ? ld : H;
-        if (hp) rc_sgemm(false, false, N, G, H, 1.0f, hp, ldp, p.wh, G, 1.0f, gates + t * G, ldg);
+        if (hp) rc_recurrent_forward(&p, gates + t * G, ldg, hp, ldp, N);
         lstm_cell_forward_rows(gates + t * G, ldg, p.b, cp, ldp, cs + t * H, hs + t * H, ld, N, H);
     }
     if (state_last) {

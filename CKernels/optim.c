@@ -9,12 +9,51 @@ static rnncore_status check_count(int64_t count) {
     return RNNCORE_OK;
 }
 
+/* Every update below is element-wise: split across the threads, each element computed the same way whatever the
+ * split. */
+typedef struct sgd_job {
+    float *param;
+    const float *grad;
+    float lr;
+} sgd_job;
+
+static void sgd_range(void *arg, int64_t i0, int64_t i1) {
+    const sgd_job *j = arg;
+    float *restrict param = j->param;
+    const float *restrict grad = j->grad;
+    for (int64_t i = i0; i < i1; i++) param[i] -= j->lr * grad[i];
+}
+
+typedef struct adam_job {
+    float *param, *m, *v;
+    const float *grad;
+    rnncore_adam_params p;
+    float c1, c2;
+} adam_job;
+
+static void adam_range(void *arg, int64_t i0, int64_t i1) {
+    const adam_job *j = arg;
+    const rnncore_adam_params p = j->p;
+    const float decay = p.lr * p.weight_decay;
+    float *param = j->param, *m = j->m, *v = j->v;
+    const float *grad = j->grad;
+    for (int64_t i = i0; i < i1; i++) {
+        const float g = grad[i];
+        const float mi = p.beta1 * m[i] + (1.0f - p.beta1) * g;
+        const float vi = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] -= p.lr * (mi * j->c1) / (sqrtf(vi * j->c2) + p.eps) + decay * param[i];
+    }
+}
+
 rnncore_status rnncore_sgd_step(float *param, const float *grad, int64_t count, float lr) {
     RNNCORE_FAIL_IF(!param || !grad, RNNCORE_ERR_NULL_POINTER);
     RNNCORE_TRY(check_count(count));
     RNNCORE_FAIL_IF(!isfinite(lr) || lr < 0.0f, RNNCORE_ERR_INVALID_ARGUMENT);
     RNNCORE_FAIL_IF(rc_overlap(param, count, grad, count), RNNCORE_ERR_ALIASING);
-    for (int64_t i = 0; i < count; i++) param[i] -= lr * grad[i];
+    sgd_job job = {.param = param, .grad = grad, .lr = lr};
+    rc_parallel_for(count, rc_grain(1), sgd_range, &job);
     return RNNCORE_OK;
 }
 
@@ -36,15 +75,8 @@ rnncore_status rnncore_adam_step(float *param, float *m, float *v, const float *
     /* Bias corrections in double: β^step underflows gracefully to 0 for large steps. */
     const float c1 = (float)(1.0 / (1.0 - pow((double)p.beta1, (double)step)));
     const float c2 = (float)(1.0 / (1.0 - pow((double)p.beta2, (double)step)));
-    const float decay = p.lr * p.weight_decay;
-    for (int64_t i = 0; i < count; i++) {
-        const float g = grad[i];
-        const float mi = p.beta1 * m[i] + (1.0f - p.beta1) * g;
-        const float vi = p.beta2 * v[i] + (1.0f - p.beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        param[i] -= p.lr * (mi * c1) / (sqrtf(vi * c2) + p.eps) + decay * param[i];
-    }
+    adam_job job = {.param = param, .m = m, .v = v, .grad = grad, .p = p, .c1 = c1, .c2 = c2};
+    rc_parallel_for(count, rc_grain(4), adam_range, &job);
     return RNNCORE_OK;
 }
 
@@ -58,6 +90,44 @@ RC_VECTOR_CLONES static double sum_of_squares(const float *x, int64_t n) {
     }
     for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* Σ x² over a fixed split of x into at most 64 blocks (each by sum_of_squares, then the blocks in order): the
+ * result depends on n alone, not on the thread count. */
+#define SUM_BLOCKS 64
+
+typedef struct squares_job {
+    const float *x;
+    int64_t n, blocks;
+    double *partial;
+} squares_job;
+
+static void squares_blocks(void *arg, int64_t b0, int64_t b1) {
+    const squares_job *j = arg;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t i0 = j->n * b / j->blocks, i1 = j->n * (b + 1) / j->blocks;
+        j->partial[b] = sum_of_squares(j->x + i0, i1 - i0);
+    }
+}
+
+static double parallel_sum_of_squares(const float *x, int64_t n) {
+    double partial[SUM_BLOCKS];
+    const int64_t blocks = n < SUM_BLOCKS ? n : SUM_BLOCKS;
+    squares_job job = {.x = x, .n = n, .blocks = blocks, .partial = partial};
+    rc_parallel_for(blocks, rc_grain(n / blocks), squares_blocks, &job);
+    double sum = 0.0;
+    for (int64_t b = 0; b < blocks; b++) sum += partial[b];
+    return sum;
+}
+
+typedef struct scale_job {
+    float *x;
+    float rate;
+} scale_job;
+
+static void scale_range(void *arg, int64_t i0, int64_t i1) {
+    const scale_job *j = arg;
+    for (int64_t i = i0; i < i1; i++) j->x[i] *= j->rate;
 }
 
 rnncore_status rnncore_clip_grad_norm(double *norm, float *const *grads, const int64_t *counts, int64_t num_tensors,
@@ -75,15 +145,15 @@ rnncore_status rnncore_clip_grad_norm(double *norm, float *const *grads, const i
     }
 
     double sum = 0.0;
-    for (int64_t i = 0; i < num_tensors; i++) sum += sum_of_squares(grads[i], counts[i]);
+    for (int64_t i = 0; i < num_tensors; i++) sum += parallel_sum_of_squares(grads[i], counts[i]);
     const double total = sqrt(sum);
     *norm = total;
     if (!isfinite(total)) return RNNCORE_ERR_NON_FINITE;
     if (max_norm > 0.0 && isfinite(max_norm) && total > max_norm) {
-        const float rate = (float)(max_norm / (total + 1e-6));
+        scale_job job = {.rate = (float)(max_norm / (total + 1e-6))};
         for (int64_t i = 0; i < num_tensors; i++) {
-            float *g = grads[i];
-            for (int64_t j = 0; j < counts[i]; j++) g[j] *= rate;
+            job.x = grads[i];
+            rc_parallel_for(counts[i], rc_grain(1), scale_range, &job);
         }
     }
     return RNNCORE_OK;

@@ -137,15 +137,16 @@ static rnncore_status rnn_window_forward(const rc_cell_kind *kind, float *hs, fl
                                          const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(kind, &p, hs, cache, state_last, xs, state0, weights, window));
+    rc_pack_forward(&p, cache);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, ld = T * H;
     /* The input projection of every (n, t) row at once. */
     rc_sgemm(false, false, N * T, H, D, 1.0f, xs, D, p.wx, H, 0.0f, hs, H);
     for (int64_t t = 0; t < T; t++) {
         float *h_t = hs + t * H; /* rows n at stride T*H */
         if (t > 0) {
-            rc_sgemm(false, false, N, H, H, 1.0f, hs + (t - 1) * H, ld, p.wh, H, 1.0f, h_t, ld);
+            rc_recurrent_forward(&p, h_t, ld, hs + (t - 1) * H, ld, N);
         } else if (state0) {
-            rc_sgemm(false, false, N, H, H, 1.0f, state0, H, p.wh, H, 1.0f, h_t, ld);
+            rc_recurrent_forward(&p, h_t, ld, state0, H, N);
         }
         bias_act_rows(h_t, ld, p.b, N, H, (rnn_nonlinearity)kind->variant);
     }

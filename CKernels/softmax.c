@@ -90,6 +90,62 @@ void rc_log_softmax_row(float *out, const float *row, int64_t V, float shift) {
     for (int64_t v = 0; v < V; v++) out[v] = (row[v] - mx) + c;
 }
 
+/* ---- many rows ------------------------------------------------------------------------------------------- */
+
+#define CE_BLOCKS 64
+
+typedef struct ce_rows {
+    float *grad;
+    const float *logits;
+    int64_t M, V, blocks;
+    rc_row_target_fn target;
+    const void *ctx;
+    float scale;
+    double *partial;
+} ce_rows;
+
+static void ce_blocks(void *arg, int64_t b0, int64_t b1) {
+    const ce_rows *c = arg;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t r0 = c->M * b / c->blocks, r1 = c->M * (b + 1) / c->blocks;
+        double sum = 0.0;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *row = c->logits + r * c->V;
+            float *grad = c->grad ? c->grad + r * c->V : NULL;
+            const int64_t y = c->target(c->ctx, r);
+            if (y < 0) {
+                if (grad) memset(grad, 0, (size_t)c->V * sizeof(float));
+                continue;
+            }
+            sum += rc_cross_entropy_row(grad, row, c->V, y, c->scale); /* grad may equal row */
+        }
+        c->partial[b] = sum;
+    }
+}
+
+double rc_cross_entropy_rows(float *grad, const float *logits, int64_t M, int64_t V, rc_row_target_fn target,
+                             const void *ctx, float scale) {
+    double partial[CE_BLOCKS];
+    const int64_t blocks = M < CE_BLOCKS ? M : CE_BLOCKS;
+    ce_rows c = {.grad = grad, .logits = logits, .M = M, .V = V, .blocks = blocks, .target = target, .ctx = ctx,
+                 .scale = scale, .partial = partial};
+    rc_parallel_for(blocks, rc_grain(M / blocks * V), ce_blocks, &c);
+    double total = 0.0;
+    for (int64_t b = 0; b < blocks; b++) total += partial[b];
+    return total;
+}
+
+typedef struct ce_targets {
+    const int32_t *targets;
+    int32_t ignore_index;
+} ce_targets;
+
+static int64_t full_target(const void *ctx, int64_t row) {
+    const ce_targets *t = ctx;
+    const int32_t y = t->targets[row];
+    return y == t->ignore_index && t->ignore_index != RNNCORE_NO_IGNORE_INDEX ? -1 : y;
+}
+
 rnncore_status rnncore_softmax_cross_entropy(double *loss, int64_t *count, float *dlogits, const float *logits,
                                              const int32_t *targets, int64_t M, int64_t V, int32_t ignore_index,
                                              float dloss) {
@@ -117,22 +173,29 @@ rnncore_status rnncore_softmax_cross_entropy(double *loss, int64_t *count, float
     }
 
     const float scale = K > 0 ? (float)((double)dloss / (double)K) : 0.0f;
-    double total = 0.0;
-    for (int64_t m = 0; m < M; m++) {
-        const float *row = logits + m * V;
-        float *grad = dlogits ? dlogits + m * V : NULL;
-        const int32_t y = targets[m];
-        if (y == ignore_index && ignore_index != RNNCORE_NO_IGNORE_INDEX) {
-            if (grad) {
-                for (int64_t v = 0; v < V; v++) grad[v] = 0.0f;
-            }
-            continue;
-        }
-        total += rc_cross_entropy_row(grad, row, V, y, scale); /* grad may equal row */
-    }
+    const ce_targets t = {.targets = targets, .ignore_index = ignore_index};
+    const double total = rc_cross_entropy_rows(dlogits, logits, M, V, full_target, &t, scale);
     *loss = K > 0 ? total / (double)K : 0.0;
     if (count) *count = K;
     return isfinite(*loss) ? RNNCORE_OK : RNNCORE_ERR_NON_FINITE;
+}
+
+typedef struct softmax_rows {
+    float *probs;
+    const float *logits;
+    int64_t V;
+} softmax_rows;
+
+static void softmax_forward_rows(void *arg, int64_t r0, int64_t r1) {
+    const softmax_rows *s = arg;
+    for (int64_t m = r0; m < r1; m++) {
+        const float *row = s->logits + m * s->V;
+        float *out = s->probs + m * s->V;
+        const float mx = row_max(row, s->V);
+        const double sum = row_exp_sum(out, row, s->V, mx);
+        const float k = (float)(1.0 / sum);
+        for (int64_t v = 0; v < s->V; v++) out[v] *= k;
+    }
 }
 
 rnncore_status rnncore_softmax_forward(float *probs, const float *logits, int64_t M, int64_t V) {
@@ -143,13 +206,7 @@ rnncore_status rnncore_softmax_forward(float *probs, const float *logits, int64_
         const rc_buf ins[] = {{logits, M * V}};
         RNNCORE_TRY(rc_check_aliasing(outs, RC_COUNT(outs), ins, RC_COUNT(ins)));
     }
-    for (int64_t m = 0; m < M; m++) {
-        const float *row = logits + m * V;
-        float *out = probs + m * V;
-        const float mx = row_max(row, V);
-        const double sum = row_exp_sum(out, row, V, mx);
-        const float k = (float)(1.0 / sum);
-        for (int64_t v = 0; v < V; v++) out[v] *= k;
-    }
+    softmax_rows s = {.probs = probs, .logits = logits, .V = V};
+    rc_parallel_for(M, rc_grain(V), softmax_forward_rows, &s);
     return RNNCORE_OK;
 }

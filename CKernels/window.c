@@ -13,6 +13,14 @@ static rnncore_status rc_add(int64_t *out, int64_t a, int64_t b) {
 
 /* The sizes of a window for a cell, checked: every size > 0, the truncation >= 0 when it matters, and every buffer,
  * product and BLAS dimension in range. */
+/* Whether a window's recurrent products go through a packed Wh: when the window has several steps to spread the
+ * packing over, few rows per step (the packed kernel is blocked for them; BLAS does better with many), and a Wh
+ * too large to stay in the first cache levels (below that BLAS's own packing is cheap: W100's 100×100 product
+ * runs near the sgemm peak). */
+static bool rc_packs_recurrence(int64_t N, int64_t T, int64_t H, int64_t G) {
+    return T >= 2 && N <= 256 && H * G >= 32768;
+}
+
 static rnncore_status window_dims(const rc_cell_kind *kind, rc_pass *p, const rnncore_window *w,
                                   bool uses_truncation) {
     const int64_t sizes[] = {w->N, w->T, w->D, w->H};
@@ -54,10 +62,16 @@ static rnncore_status window_dims(const rc_cell_kind *kind, rc_pass *p, const rn
         loop = S * NH;
     }
     RNNCORE_TRY(rc_add(&ws, ws, loop));
+    const bool packed = rc_packs_recurrence(N, T, H, G);
+    if (packed) {
+        RNNCORE_TRY(rc_add(&cache, cache, rc_packed_floats(H, G)));  /* Wh, packed by the forward */
+        RNNCORE_TRY(rc_add(&ws, ws, rc_packed_floats(G, H)));        /* Whᵀ, packed by the backward */
+    }
     RNNCORE_TRY(rc_mul(&x, k > 1 ? k - 1 : 1, N)); /* rows of the buckets' recurrent GEMM */
     RNNCORE_TRY(rc_blas_dim(x));
 
-    *p = (rc_pass){.kind = kind, .N = N, .T = T, .D = D, .H = H, .G = G, .k = k, .cache = cache, .workspace = ws};
+    *p = (rc_pass){.kind = kind, .N = N, .T = T, .D = D, .H = H, .G = G, .k = k, .cache = cache, .workspace = ws,
+                   .packed = packed};
     return RNNCORE_OK;
 }
 
@@ -128,6 +142,33 @@ rnncore_status rc_check_backward(const rc_cell_kind *kind, rc_pass *p, const flo
     return RNNCORE_OK;
 }
 
+/* ---- the recurrent products ---------------------------------------------------------------------------- */
+
+void rc_pack_forward(rc_pass *p, float *cache) {
+    if (!p->packed) return;
+    float *packed = cache + p->cache - rc_packed_floats(p->H, p->G);
+    rc_pack_b(packed, p->wh, p->G, p->H, p->G, false);
+    p->wh_packed = packed;
+}
+
+void rc_recurrent_forward(const rc_pass *p, float *u, int64_t ldu, const float *h_prev, int64_t ldh, int64_t rows) {
+    if (p->wh_packed) {
+        rc_packed_gemm(u, ldu, h_prev, ldh, p->wh_packed, rows, p->G, p->H, true);
+    } else {
+        rc_sgemm(false, false, rows, p->G, p->H, 1.0f, h_prev, ldh, p->wh, p->G, 1.0f, u, ldu);
+    }
+}
+
+/* d (rows,H) at row stride ldd = (or += when accumulate) dR (rows,G) at row stride ldr · Whᵀ. */
+static void recurrent_backward(const rc_pass *p, float *d, int64_t ldd, const float *dr, int64_t ldr, int64_t rows,
+                               bool accumulate) {
+    if (p->wh_packed) {
+        rc_packed_gemm(d, ldd, dr, ldr, p->wh_packed, rows, p->H, p->G, accumulate);
+    } else {
+        rc_sgemm(false, true, rows, p->H, p->G, 1.0f, dr, ldr, p->wh, p->G, accumulate ? 1.0f : 0.0f, d, ldd);
+    }
+}
+
 /* ---- the time loop ----------------------------------------------------------------------------------------- */
 
 /* Full backpropagation: one carried state gradient (S,N,H), dstate_last at first. At each step the cell turns it
@@ -146,10 +187,10 @@ static void backward_full(const rc_pass *p, float *dA, float *dR, float *carry, 
         p->kind->step_backward(p, t, p->kind->hidden_bias ? dA + t * G : NULL, dR + t * G, ldg, carry, NH, carry, NH,
                                dhs + t * H, T * H);
         if (t > 0) {
-            rc_sgemm(false, true, N, H, G, 1.0f, dR + t * G, ldg, p->wh, G, beta, carry, H);
+            recurrent_backward(p, carry, H, dR + t * G, ldg, N, beta != 0.0f);
         } else if (dstate0) {
             memcpy(dstate0, carry, (size_t)(S * NH) * sizeof(float));
-            rc_sgemm(false, true, N, H, G, 1.0f, dR, ldg, p->wh, G, beta, dstate0, H);
+            recurrent_backward(p, dstate0, H, dR, ldg, N, beta != 0.0f);
         }
     }
 }
@@ -191,7 +232,7 @@ static void backward_truncated(const rc_pass *p, float *dA, float *dR, float *wo
             p->kind->step_backward(p, t, NULL, Ab + s * N * G, G, B + (s + 1) * NH, k * NH, B + s * NH, k * NH, NULL,
                                    0);
         }
-        rc_sgemm(false, true, (k - 1) * N, H, G, 1.0f, Ab, G, p->wh, G, beta, B + NH, H);
+        recurrent_backward(p, B + NH, H, Ab, G, (k - 1) * N, beta != 0.0f);
     }
     /* Leaving step 0: what buckets 1..k-1 now carry is the gradient of the initial state. */
     if (dstate0) {
@@ -206,8 +247,15 @@ static void backward_truncated(const rc_pass *p, float *dA, float *dR, float *wo
     }
 }
 
-void rc_window_backward(const rc_pass *p, float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
+void rc_window_backward(const rc_pass *pass, float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
                         float *workspace, const float *dhs, const float *dstate_last) {
+    rc_pass packed_pass = *pass;
+    if (pass->packed) { /* Whᵀ, packed into the end of the workspace */
+        float *wt = workspace + pass->workspace - rc_packed_floats(pass->G, pass->H);
+        rc_pack_b(wt, pass->wh, pass->G, pass->G, pass->H, true);
+        packed_pass.wh_packed = wt;
+    }
+    const rc_pass *p = &packed_pass;
     const int64_t N = p->N, T = p->T, D = p->D, H = p->H, G = p->G, NT = N * T;
     float *dA = workspace;                           /* (N,T,G) */
     float *dR = p->kind->hidden_bias ? dA + NT * G : dA;     /* (N,T,G): the gru's dU, else dA itself */

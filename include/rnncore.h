@@ -517,6 +517,20 @@ RNNCORE_API rnncore_status rnncore_sgemm(
     int trans_a, int trans_b,
     float alpha, float beta);
 
+/* ---- threads ------------------------------------------------------------------------------------------------
+ * The kernels run on one pool of threads that the library owns: the row-wise passes (softmax rows, cell gates,
+ * optimizer updates) are split across it, and so are large matrix products, with OpenBLAS itself set to one
+ * thread (the pool replaces its threading; the library calls openblas_set_num_threads(1) when it starts the
+ * pool). The default count is RNNCORE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS, else the
+ * CPUs the process may run on. Results do not depend on timing: for a fixed thread count every kernel gives the
+ * same bits on every run, and the row-wise passes give the same bits for every thread count. */
+
+/* Sets the number of threads (1 … 256; 0 = the default above). Waits for a kernel running on another thread;
+ * must not be called from inside a kernel. RNNCORE_ERR_INVALID_ARGUMENT for a count outside 0 … 256. */
+RNNCORE_API rnncore_status rnncore_set_threads(int threads);
+/* The number of threads the kernels run on (starting the pool if needed). */
+RNNCORE_API int rnncore_threads(void);
+
 /* ---- optimizers -------------------------------------------------------------------------------------------- */
 
 /* param -= lr * grad. */
