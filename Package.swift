@@ -19,7 +19,7 @@ let package = Package(
             path: ".",
             sources: ["CKernels"],
             publicHeadersPath: "include",
-            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("m")]
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("pthread"), .linkedLibrary("m")]
         ),
         .target(
             name: "RNNCore",

@@ -96,13 +96,53 @@ RC_VECTOR_CLONES static void gru_cell_backward_rows(float *dA, int64_t ldA, floa
     }
 }
 
+/* The two passes split across the threads by rows (each row computed the same way whatever the split). A row's
+ * work per hidden unit, in RC_PARALLEL_FLOATS' units: three vectorised exponentials and the products around them
+ * (see LSTM_ROW_COST in lstm.c). */
+#define GRU_ROW_COST 24
+
+typedef struct gru_forward_job {
+    float *c, *h;
+    const float *b, *bh, *h_prev;
+    int64_t ldc, ldp, ldh, H;
+} gru_forward_job;
+
+static void gru_forward_range(void *arg, int64_t r0, int64_t r1) {
+    const gru_forward_job *j = arg;
+    gru_cell_forward_rows(j->c + r0 * j->ldc, j->ldc, j->b, j->bh, j->h_prev ? j->h_prev + r0 * j->ldp : NULL, j->ldp,
+                          j->h + r0 * j->ldh, j->ldh, r1 - r0, j->H);
+}
+
+static void gru_cell_forward(float *c, int64_t ldc, const float *b, const float *bh, const float *h_prev, int64_t ldp,
+                             float *h, int64_t ldh, int64_t rows, int64_t H) {
+    gru_forward_job j = {.c = c, .h = h, .b = b, .bh = bh, .h_prev = h_prev, .ldc = ldc, .ldp = ldp, .ldh = ldh,
+                         .H = H};
+    rc_parallel_for(rows, rc_grain(GRU_ROW_COST * H), gru_forward_range, &j);
+}
+
+typedef struct gru_backward_job {
+    float *dA, *dU, *dh_prev;
+    const float *din, *dh_add, *c, *h_prev;
+    int64_t ldA, ldU, ld_add, ldc, ldp, H;
+} gru_backward_job;
+
+static void gru_backward_range(void *arg, int64_t r0, int64_t r1) {
+    const gru_backward_job *j = arg;
+    gru_cell_backward_rows(j->dA ? j->dA + r0 * j->ldA : NULL, j->ldA, j->dU + r0 * j->ldU, j->ldU,
+                           j->dh_prev ? j->dh_prev + r0 * j->H : NULL, j->din + r0 * j->H,
+                           j->dh_add ? j->dh_add + r0 * j->ld_add : NULL, j->ld_add, j->c + r0 * j->ldc, j->ldc,
+                           j->h_prev ? j->h_prev + r0 * j->ldp : NULL, j->ldp, r1 - r0, j->H);
+}
+
 static void gru_step_backward(const rc_pass *p, int64_t t, float *dA, float *dR, int64_t ldR, float *dprev,
                               int64_t dprev_plane, const float *din, int64_t din_plane, const float *dh_add,
                               int64_t ld_add) {
     const int64_t T = p->T, H = p->H;
     const float *hp = t > 0 ? p->hs + (t - 1) * H : p->state0;
-    gru_cell_backward_rows(dA, T * 3 * H, dR, ldR, dprev, din, dh_add, ld_add, p->cache_in + t * 4 * H, T * 4 * H, hp,
-                           t > 0 ? T * H : H, p->N, H);
+    gru_backward_job j = {.dA = dA, .dU = dR, .dh_prev = dprev, .din = din, .dh_add = dh_add,
+                          .c = p->cache_in + t * 4 * H, .h_prev = hp, .ldA = T * 3 * H, .ldU = ldR, .ld_add = ld_add,
+                          .ldc = T * 4 * H, .ldp = t > 0 ? T * H : H, .H = H};
+    rc_parallel_for(p->N, rc_grain(GRU_ROW_COST * H), gru_backward_range, &j);
 }
 
 static const rc_cell_kind gru_cell = {.gates = 3, .states = 1, .cache_blocks = 4, .cache_width = 4,
@@ -116,7 +156,7 @@ rnncore_status rnncore_gru_forward(float *hs, float *cache, float *state_last, c
                                    const rnncore_cell_weights *weights, const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(&gru_cell, &p, hs, cache, state_last, xs, state0, weights, window));
-    rc_pack_forward(&p, cache);
+    rc_pack_forward(&p);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, G = 3 * H, W = 4 * H, ld = T * H, ldc = T * W;
 
     /* The input projection of every (n, t) row at once, into the first 3H columns of each cache row. */
@@ -127,7 +167,7 @@ rnncore_status rnncore_gru_forward(float *hs, float *cache, float *state_last, c
         const int64_t ldp = t > 0 ? ld : H;
         gru_prepare_rows(c_t, ldc, N, H);
         if (hp) rc_recurrent_forward(&p, c_t, ldc, hp, ldp, N);
-        gru_cell_forward_rows(c_t, ldc, p.b, p.b_hidden, hp, ldp, hs + t * H, ld, N, H);
+        gru_cell_forward(c_t, ldc, p.b, p.b_hidden, hp, ldp, hs + t * H, ld, N, H);
     }
     if (state_last) rc_copy_last_step(state_last, hs, N, T, H);
     return RNNCORE_OK;

@@ -178,6 +178,10 @@ void rc_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
  * accumulate) h (M,K) at row stride ldh times the packed B. Both run on the library's threads. */
 #define RC_PANEL 16
 int64_t rc_packed_floats(int64_t K, int64_t N);
+/* The calling thread's scratch buffer of at least `floats` floats (kept between calls and grown when needed,
+ * freed when the thread exits), or NULL when memory is short. One kernel call uses it at a time: the packed copy
+ * of Wh lives there, so that the window's buffer sizes (rnncore_<cell>_sizes) stay what the ABI documents. */
+float *rc_scratch(int64_t floats);
 void rc_pack_b(float *packed, const float *b, int64_t ldb, int64_t K, int64_t N, bool trans);
 void rc_packed_gemm(float *u, int64_t ldu, const float *h, int64_t ldh, const float *packed, int64_t M, int64_t N,
                     int64_t K, bool accumulate);
@@ -263,15 +267,14 @@ struct rc_pass {
     int64_t N, T, D, H, G;
     int64_t k;                   /* age buckets (rc_truncation_ages): 0 = full backpropagation */
     int64_t cache, workspace;    /* floats */
-    bool packed;                 /* the recurrent products run against a packed copy of Wh (rc_packs_recurrence):
-                                    forward packs Wh at the end of the cache, backward Whᵀ at the end of the
-                                    workspace */
+    bool packed;                 /* the recurrent products run against a packed copy of Wh (rc_packs_recurrence
+                                    in window.c): forward packs Wh, backward Whᵀ, into the thread's scratch */
     const float *xs, *state0, *hs, *cache_in, *wx, *wh, *b, *b_hidden;
     const float *wh_packed;      /* set by rc_pack_forward / rc_window_backward when packed */
 };
 
-/* Forward: packs Wh into the end of the cache when the pass is packed (call after rc_check_forward). */
-void rc_pack_forward(rc_pass *p, float *cache);
+/* Forward: packs Wh into the thread's scratch when the pass is packed (call after rc_check_forward). */
+void rc_pack_forward(rc_pass *p);
 
 /* u (rows,G) at row stride ldu += h_prev (rows,H) at row stride ldh · Wh: a step's recurrent product. */
 void rc_recurrent_forward(const rc_pass *p, float *u, int64_t ldu, const float *h_prev, int64_t ldh, int64_t rows);

@@ -25,6 +25,11 @@ static rnncore_status check_lstm_sizes(int64_t N, int64_t D, int64_t H) {
 
 /* ---- element-wise passes ----------------------------------------------------------------------------------- */
 
+/* The work of one row of the cell, in units of RC_PARALLEL_FLOATS' simple float operations per hidden unit: five
+ * vectorised exponentials (σ, σ, tanh, σ, tanh) and the products around them. It sets how few rows are worth a
+ * thread: one row of L650 (H 650), three of L200 (H 200). */
+#define LSTM_ROW_COST 32
+
 /* Forward of the cell for rows [r0, r1) (rc_range_fn over a lstm_forward_rows). a (row stride lda) holds the
  * pre-activations without bias on entry and the activated gates on exit; c and h (row stride ldh) receive the new
  * states; c_prev (row stride ldcp) may be NULL. */
@@ -65,7 +70,7 @@ static void lstm_cell_forward_rows(float *a, int64_t lda, const float *b, const 
                                    float *h, int64_t ldh, int64_t rows, int64_t H) {
     lstm_forward_rows j = {.a = a, .c = c, .h = h, .b = b, .c_prev = c_prev, .lda = lda, .ldcp = ldcp, .ldh = ldh,
                            .H = H};
-    rc_parallel_for(rows, rc_grain(8 * H), lstm_cell_forward_range, &j);
+    rc_parallel_for(rows, rc_grain(LSTM_ROW_COST * H), lstm_cell_forward_range, &j);
 }
 
 /* Backward of the cell for rows [r0, r1) (rc_range_fn over a lstm_backward_rows), linear in (dh, dc) given the
@@ -112,7 +117,7 @@ static void lstm_cell_backward_rows(float *dA, int64_t ldA, float *dc_prev, cons
     lstm_backward_rows j = {.dA = dA, .dc_prev = dc_prev, .dh = dh, .dh_add = dh_add, .dc = dc, .gates = gates,
                             .c = c, .c_prev = c_prev, .ldA = ldA, .ld_add = ld_add, .ldg = ldg, .ldc = ldc,
                             .ldcp = ldcp, .H = H};
-    rc_parallel_for(rows, rc_grain(8 * H), lstm_cell_backward_range, &j);
+    rc_parallel_for(rows, rc_grain(LSTM_ROW_COST * H), lstm_cell_backward_range, &j);
 }
 
 /* ---- one step ---------------------------------------------------------------------------------------------- */
@@ -190,7 +195,7 @@ rnncore_status rnncore_lstm_forward(float *hs, float *cache, float *state_last, 
                                     const rnncore_cell_weights *weights, const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(&lstm_cell, &p, hs, cache, state_last, xs, state0, weights, window));
-    rc_pack_forward(&p, cache);
+    rc_pack_forward(&p);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, G = 4 * H, ld = T * H, ldg = T * G, NH = N * H;
     float *cs = cache, *gates = cache + N * T * H;
     const float *h0 = state0, *c0 = state0 ? state0 + NH : NULL;

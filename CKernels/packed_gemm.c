@@ -1,6 +1,9 @@
 /* The recurrent product of a window, u (M,N) (+)= h (M,K) · B (K,N) with B = Wh or Whᵀ, against a copy of B
  * packed once per window.
  *
+ * The packed copies live in a per-thread scratch buffer of the library (rc_scratch), not in the caller's cache or
+ * workspace, so that the ABI's buffer sizes do not change.
+ *
  * Why: in a window the same Wh multiplies T small blocks of N rows (N = 20 for PTB). A BLAS call repacks B on
  * every call; for L650's 650×2600 Wh that copy costs about as much as the arithmetic of a 20-row product (a
  * profile of the LSTM forward showed sgemm's packing routine at half the time of its kernel). Here B is packed
@@ -10,7 +13,52 @@
  * ordered sum over k, whatever the split, so the result does not depend on the thread count.
  *
  * The cells' tests compare every window (packed or not) with the float64 reference in tests/reference.c. */
+#include <pthread.h>
+#include <stdlib.h>
+
 #include "internal.h"
+
+/* ---- the per-thread scratch ---------------------------------------------------------------------------- */
+
+typedef struct scratch {
+    float *data;
+    int64_t floats;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_key_ok;
+
+static void scratch_free(void *p) {
+    scratch *s = p;
+    free(s->data);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+float *rc_scratch(int64_t floats) {
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok || floats <= 0 || floats > RNNCORE_MAX_ELEMENTS) return NULL;
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->floats < floats) {
+        /* 64-byte aligned, so that a panel row (16 floats) is one cache line */
+        const size_t bytes = ((size_t)floats * sizeof(float) + 63) / 64 * 64;
+        float *data = aligned_alloc(64, bytes);
+        if (!data) return NULL;
+        free(s->data);
+        s->data = data;
+        s->floats = floats;
+    }
+    return s->data;
+}
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 

@@ -56,6 +56,44 @@ RC_VECTOR_CLONES static void act_backward_rows(float *dR, int64_t ldR, const flo
     }
 }
 
+/* The two passes split across the threads by rows (each row computed the same way whatever the split). */
+typedef struct bias_act_job {
+    float *v;
+    const float *b;
+    int64_t ld, H;
+    rnn_nonlinearity f;
+} bias_act_job;
+
+static void bias_act_range(void *arg, int64_t r0, int64_t r1) {
+    const bias_act_job *j = arg;
+    bias_act_rows(j->v + r0 * j->ld, j->ld, j->b, r1 - r0, j->H, j->f);
+}
+
+static void bias_act(float *v, int64_t ld, const float *b, int64_t rows, int64_t H, rnn_nonlinearity f) {
+    bias_act_job j = {.v = v, .b = b, .ld = ld, .H = H, .f = f};
+    rc_parallel_for(rows, rc_grain(8 * H), bias_act_range, &j);
+}
+
+typedef struct act_backward_job {
+    float *dR;
+    const float *din, *add, *h;
+    int64_t ldR, ld_add, ldh, H;
+    rnn_nonlinearity f;
+} act_backward_job;
+
+static void act_backward_range(void *arg, int64_t r0, int64_t r1) {
+    const act_backward_job *j = arg;
+    act_backward_rows(j->dR + r0 * j->ldR, j->ldR, j->din + r0 * j->H, j->add ? j->add + r0 * j->ld_add : NULL,
+                      j->ld_add, j->h + r0 * j->ldh, j->ldh, r1 - r0, j->H, j->f);
+}
+
+static void act_backward(float *dR, int64_t ldR, const float *din, const float *add, int64_t ld_add, const float *h,
+                         int64_t ldh, int64_t rows, int64_t H, rnn_nonlinearity f) {
+    act_backward_job j = {.dR = dR, .din = din, .add = add, .h = h, .ldR = ldR, .ld_add = ld_add, .ldh = ldh,
+                          .H = H, .f = f};
+    rc_parallel_for(rows, rc_grain(2 * H), act_backward_range, &j);
+}
+
 /* ---- validation of the step ---------------------------------------------------------------- */
 
 static rnncore_status check_rnn_sizes(int64_t N, int64_t D, int64_t H) {
@@ -82,7 +120,7 @@ rnncore_status rnncore_rnn_step_forward(float *h_next, const float *x, const flo
 
     rc_sgemm(false, false, N, H, D, 1.0f, x, D, wx, H, 0.0f, h_next, H);
     if (h_prev) rc_sgemm(false, false, N, H, H, 1.0f, h_prev, H, wh, H, 1.0f, h_next, H);
-    bias_act_rows(h_next, H, b, N, H, RNN_TANH);
+    bias_act(h_next, H, b, N, H, RNN_TANH);
     return RNNCORE_OK;
 }
 
@@ -121,7 +159,7 @@ static void rnn_step_backward(const rc_pass *p, int64_t t, float *dA, float *dR,
                               int64_t dprev_plane, const float *din, int64_t din_plane, const float *dh_add,
                               int64_t ld_add) {
     /* no element-wise path to the previous state; dA is dR */
-    act_backward_rows(dR, ldR, din, dh_add, ld_add, p->hs + t * p->H, p->T * p->H, p->N, p->H,
+    act_backward(dR, ldR, din, dh_add, ld_add, p->hs + t * p->H, p->T * p->H, p->N, p->H,
                       (rnn_nonlinearity)p->kind->variant);
 }
 
@@ -137,7 +175,7 @@ static rnncore_status rnn_window_forward(const rc_cell_kind *kind, float *hs, fl
                                          const rnncore_window *window) {
     rc_pass p;
     RNNCORE_TRY(rc_check_forward(kind, &p, hs, cache, state_last, xs, state0, weights, window));
-    rc_pack_forward(&p, cache);
+    rc_pack_forward(&p);
     const int64_t N = p.N, T = p.T, D = p.D, H = p.H, ld = T * H;
     /* The input projection of every (n, t) row at once. */
     rc_sgemm(false, false, N * T, H, D, 1.0f, xs, D, p.wx, H, 0.0f, hs, H);
@@ -148,7 +186,7 @@ static rnncore_status rnn_window_forward(const rc_cell_kind *kind, float *hs, fl
         } else if (state0) {
             rc_recurrent_forward(&p, h_t, ld, state0, H, N);
         }
-        bias_act_rows(h_t, ld, p.b, N, H, (rnn_nonlinearity)kind->variant);
+        bias_act(h_t, ld, p.b, N, H, (rnn_nonlinearity)kind->variant);
     }
     if (state_last) rc_copy_last_step(state_last, hs, N, T, H);
     return RNNCORE_OK;

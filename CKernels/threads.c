@@ -52,6 +52,7 @@ static struct {
           .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static int requested_threads; /* rnncore_set_threads's count; 0 = the environment's default */
 static _Thread_local bool inside_chunk;
 
 /* How long an idle thread spins before it sleeps: long enough to span the element-wise pass between two GEMMs
@@ -174,7 +175,8 @@ static void start_workers(int n) {
 }
 
 static void reset_after_fork(void) {
-    /* The child has only the forking thread: forget the parent's workers and start afresh on first use. */
+    /* The child has only the forking thread: forget the parent's workers and start afresh, with the same count,
+     * on first use. */
     pthread_mutex_init(&pool.owner, NULL);
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
@@ -194,7 +196,7 @@ static int ensure_pool(void) {
     pthread_mutex_lock(&config_lock);
     if (pool.threads == 0) {
         pthread_mutex_lock(&pool.owner);
-        start_workers(threads_from_environment());
+        start_workers(requested_threads ? requested_threads : threads_from_environment());
         pthread_mutex_unlock(&pool.owner);
     }
     const int n = pool.threads;
@@ -255,6 +257,7 @@ rnncore_status rnncore_set_threads(int threads) {
     pthread_once(&fork_handler_once, register_fork_handler);
     pthread_mutex_lock(&config_lock);
     pthread_mutex_lock(&pool.owner);
+    requested_threads = threads;
     const int n = threads == 0 ? threads_from_environment() : threads;
     if (n != pool.threads) {
         stop_workers();

@@ -63,10 +63,6 @@ static rnncore_status window_dims(const rc_cell_kind *kind, rc_pass *p, const rn
     }
     RNNCORE_TRY(rc_add(&ws, ws, loop));
     const bool packed = rc_packs_recurrence(N, T, H, G);
-    if (packed) {
-        RNNCORE_TRY(rc_add(&cache, cache, rc_packed_floats(H, G)));  /* Wh, packed by the forward */
-        RNNCORE_TRY(rc_add(&ws, ws, rc_packed_floats(G, H)));        /* Whᵀ, packed by the backward */
-    }
     RNNCORE_TRY(rc_mul(&x, k > 1 ? k - 1 : 1, N)); /* rows of the buckets' recurrent GEMM */
     RNNCORE_TRY(rc_blas_dim(x));
 
@@ -144,9 +140,10 @@ rnncore_status rc_check_backward(const rc_cell_kind *kind, rc_pass *p, const flo
 
 /* ---- the recurrent products ---------------------------------------------------------------------------- */
 
-void rc_pack_forward(rc_pass *p, float *cache) {
+void rc_pack_forward(rc_pass *p) {
     if (!p->packed) return;
-    float *packed = cache + p->cache - rc_packed_floats(p->H, p->G);
+    float *packed = rc_scratch(rc_packed_floats(p->H, p->G));
+    if (!packed) return; /* no memory for the copy: the BLAS path, same results within rounding */
     rc_pack_b(packed, p->wh, p->G, p->H, p->G, false);
     p->wh_packed = packed;
 }
@@ -250,8 +247,8 @@ static void backward_truncated(const rc_pass *p, float *dA, float *dR, float *wo
 void rc_window_backward(const rc_pass *pass, float *dxs, float *dstate0, const rnncore_cell_gradients *gradients,
                         float *workspace, const float *dhs, const float *dstate_last) {
     rc_pass packed_pass = *pass;
-    if (pass->packed) { /* Whᵀ, packed into the end of the workspace */
-        float *wt = workspace + pass->workspace - rc_packed_floats(pass->G, pass->H);
+    float *wt = pass->packed ? rc_scratch(rc_packed_floats(pass->G, pass->H)) : NULL;
+    if (wt) { /* Whᵀ, packed */
         rc_pack_b(wt, pass->wh, pass->G, pass->G, pass->H, true);
         packed_pass.wh_packed = wt;
     }

@@ -50,11 +50,16 @@ def parse_args(description, argv=None):
     p.add_argument("--json", action="store_true",
                    help="print exactly one JSON object on stdout")
     p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation")
+    p.add_argument("--generate", type=int, default=0, metavar="K",
+                   help="instead of the steps, time sampling K tokens one at a time (N = 1), as rnncore "
+                        "generate does (default 0: off)")
     args = p.parse_args(argv)
     if args.steps < 1:
         p.error("--steps must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
+    if args.generate < 0:
+        p.error("--generate must be >= 0")
     return args
 
 
@@ -147,6 +152,10 @@ def emit(result, as_json):
         return
     if "skipped" in result:
         print("%s: skipped: %s" % (result["impl"], result["skipped"]))
+        return
+    if "generate_tokens_per_s" in result:
+        print("%s  config %s  generation: %.0f tokens/s (%d tokens, N = 1)" %
+              (result["impl"], result["config"], result["generate_tokens_per_s"], result["generate_tokens"]))
         return
     r = result
     print("%s  config %s  (V=%d D=%d H=%d N=%d T=%d, %d-layer %s)" %

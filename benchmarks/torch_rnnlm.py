@@ -160,12 +160,42 @@ def make_steps(torch, model, config):
     return train_step, forward_step, state
 
 
+def generation_tokens_per_s(torch, model, config, count, seed):
+    """Tokens per second of the loop a user writes to sample from the model: one token at a time (N = 1, T = 1),
+    the state carried, softmax over the V logits and torch.multinomial, under torch.no_grad(); after 20 warm-up
+    tokens."""
+    import time
+    import torch.nn.functional as F
+
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    h0 = torch.zeros(config.layers, 1, config.H)
+    state = (h0, h0.clone()) if config.cell == "lstm" else h0
+    token = torch.zeros(1, 1, dtype=torch.long)
+    with torch.no_grad():
+        def step(token, state):
+            logits, state = model(token, state)
+            probs = F.softmax(logits[0, -1], dim=-1)
+            return torch.multinomial(probs, 1, generator=gen).view(1, 1), state
+
+        for _ in range(20):
+            token, state = step(token, state)
+        start = time.perf_counter()
+        for _ in range(count):
+            token, state = step(token, state)
+        return count / (time.perf_counter() - start)
+
+
 def run(torch, args):
     name = args.config
     config = pc.CONFIGS[name]
     V, N, T = config.V, config.N, config.T
 
     model = build_model(torch, config, args.seed)
+    if args.generate:
+        return {"impl": "pytorch", "config": name, "generate_tokens": args.generate,
+                "generate_tokens_per_s": generation_tokens_per_s(torch, model, config, args.generate, args.seed),
+                "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": torch_blas_info(torch)}
     batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
     train_step, forward_step, state = make_steps(torch, model, config)
 

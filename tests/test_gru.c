@@ -494,6 +494,14 @@ int main(void) {
     test_vs_ref(2, 1, 2, 9, 0, 0, 1, 1, 14, worst);
     test_vs_ref(4, 3, 5, 5, 1, 0, 0, 0, 15, worst);
     test_vs_ref(8, 20, 32, 64, 1, 1, 1, 1, 16, worst);
+    /* Shapes where the window packs Wh (H·G >= 32768; see rc_packs_recurrence in window.c), with a partial panel
+     * of 16 columns and a remainder row block, on 1 and 3 threads. */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
+        test_vs_ref(7, 6, 33, 110, 1, 1, 1, 1, 17, worst);
+        test_truncation(7, 6, 9, 110, 1, 65);
+    }
+    CHECK_STATUS(rnncore_set_threads(0), RNNCORE_OK);
     test_grad_checks(2, 4, 3, 5, 22, &worst_gc);
     test_grad_checks(1, 1, 2, 3, 23, &worst_gc);
     test_truncation(3, 5, 4, 6, 1, 61);

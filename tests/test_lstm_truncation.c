@@ -153,5 +153,12 @@ int main(void) {
     test_truncation(2, 4, 3, 2, 0, 62);
     test_truncation(1, 2, 2, 3, 1, 63);
     test_truncation(4, 9, 8, 16, 1, 64);
+    /* Shapes where the window packs Wh (H·G >= 32768; see rc_packs_recurrence in window.c), with a partial panel
+     * of 16 columns and a remainder row block, on 1 and 3 threads. */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
+        test_truncation(7, 6, 9, 97, 1, 65);
+    }
+    CHECK_STATUS(rnncore_set_threads(0), RNNCORE_OK);
     return test_finish("test_lstm_truncation");
 }

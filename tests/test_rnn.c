@@ -585,6 +585,13 @@ int main(void) {
     test_seq_vs_ref(2, 1, 2, 9, 0, 0, 1, 14);
     test_seq_vs_ref(4, 3, 5, 5, 1, 0, 0, 15);
     test_seq_vs_ref(8, 20, 32, 64, 1, 1, 1, 16);
+    /* Shapes where the window packs Wh (H·G >= 32768; see rc_packs_recurrence in window.c), with a partial panel
+     * of 16 columns and a remainder row block, on 1 and 3 threads. */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
+        test_seq_vs_ref(7, 6, 33, 190, 1, 1, 1, 17);
+    }
+    CHECK_STATUS(rnncore_set_threads(0), RNNCORE_OK);
     test_null_means_zero();
     test_grad_checks(1, 2, 1, 3, 4, 21);
     test_grad_checks(0, 2, 4, 3, 5, 22);
@@ -604,6 +611,13 @@ int main(void) {
     test_seq_vs_ref(1, 7, 8, 2, 0, 1, 0, 113);
     test_seq_vs_ref(4, 3, 5, 5, 1, 0, 0, 115);
     test_seq_vs_ref(8, 20, 32, 64, 1, 1, 1, 116);
+    /* Shapes where the window packs Wh (H·G >= 32768; see rc_packs_recurrence in window.c), with a partial panel
+     * of 16 columns and a remainder row block, on 1 and 3 threads. */
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
+        test_seq_vs_ref(7, 6, 33, 190, 1, 1, 1, 117);
+    }
+    CHECK_STATUS(rnncore_set_threads(0), RNNCORE_OK);
     test_null_means_zero();
     test_grad_checks(0, 2, 4, 3, 5, relu_seed(2, 4, 3, 5, 122));
     test_grad_checks(0, 1, 1, 2, 3, relu_seed(1, 1, 2, 3, 123));

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CRNNCore
 import Foundation
 import RNNCore
 
@@ -36,10 +37,19 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object with every result.") var json = false
     @Option(help: "Output layer: full, or adaptive (times each word-level configuration with both).")
     var softmax: SoftmaxKind = .full
+    @Option(name: .customLong("generate"), parsing: .unconditional,
+            help: ArgumentHelp("Also time generating K tokens one at a time (N = 1, as rnncore generate does) for "
+                               + "each configuration, against the PyTorch peer's sampling loop and against the "
+                               + "memory-bandwidth limit of reading every weight once per token (0: off).",
+                               valueName: "K"))
+    var generateTokens: Int = 0
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or positive, got \(warmup)") }
+        guard generateTokens >= 0 else {
+            throw ValidationError("--generate must be 0 (off) or a positive token count, got \(generateTokens)")
+        }
         for peer in peerList where !["numpy", "torch"].contains(peer) {
             throw ValidationError("unknown peer \(peer): use numpy, torch or none")
         }
@@ -51,8 +61,15 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { json ? writeError($0 + "\n") : print($0) }
+        let machine = BenchMachine.current
+        log("machine: \(machine.description)")
         let peak = try measureSGEMMPeak()
-        log(String(format: "sgemm peak: %.1f GFLOP/s (1024×1024×1024, best of 5)", peak))
+        log(String(format: "sgemm peak: %.1f GFLOP/s (1024×1024×1024, best of 5, %d threads)", peak, machine.threads))
+        let bandwidth = generateTokens > 0 ? measureReadBandwidth(threads: machine.threads) : nil
+        if let bandwidth {
+            log(String(format: "memory read bandwidth: %.1f GB/s (256 MiB summed by %d threads, best of 3)", bandwidth,
+                       machine.threads))
+        }
         var results: [[String: Any]] = []
         for config in configs {
             let ours = try BenchRunner(config: config, softmax: .full, steps: steps, warmup: warmup).run()
@@ -84,6 +101,27 @@ struct Bench: ParsableCommand {
             } else if softmax == .adaptive {
                 log("  adaptive softmax: not timed for a character-level configuration (V \(config.sizes.V))")
             }
+            if generateTokens > 0, let bandwidth {
+                let rate = try measureGeneration(config: config, tokens: generateTokens)
+                let limit = bandwidth * 1e9 / config.weightBytesPerToken
+                var generation: [String: Any] = [
+                    "tokens": generateTokens, "tokens_per_s": rate, "weight_bytes_per_token": config.weightBytesPerToken,
+                    "bandwidth_limit_tokens_per_s": limit, "fraction_of_bandwidth_limit": rate / limit,
+                ]
+                var line = String(format: "  generation (N = 1, %d tokens): rnncore %.0f tokens/s = %.0f%% of the bandwidth limit %.0f tokens/s (%.1f MB of weights per token)",
+                                  generateTokens, rate, 100 * rate / limit, limit, config.weightBytesPerToken / 1e6)
+                if peerList.contains("torch") {
+                    let torch = runPeer("torch", config: config, extra: ["--generate", String(generateTokens)])
+                    generation["torch"] = torch
+                    if let theirs = torch["generate_tokens_per_s"] as? Double {
+                        line += String(format: "; torch %.0f tokens/s: rnncore %.2f× faster", theirs, rate / theirs)
+                    } else {
+                        line += "; torch: skipped — \(torch["skipped"] as? String ?? "no result")"
+                    }
+                }
+                entry["generation"] = generation
+                log(line)
+            }
             for peer in peerList {
                 let result = runPeer(peer, config: config)
                 entry[peer] = result
@@ -100,14 +138,15 @@ struct Bench: ParsableCommand {
             results.append(entry)
         }
         if json {
-            let object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup,
-                                         "softmax": softmax.rawValue]
+            var object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup,
+                                         "softmax": softmax.rawValue, "machine": machine.dictionary]
+            if let bandwidth { object["memory_read_gb_per_s"] = bandwidth }
             print(try JSONOutput.line(object))
         }
     }
 
     /// Runs one peer script and returns its JSON object, or `["skipped": reason]`.
-    private func runPeer(_ peer: String, config: BenchConfig) -> [String: Any] {
+    private func runPeer(_ peer: String, config: BenchConfig, extra: [String] = []) -> [String: Any] {
         let script = peer == "numpy" ? "numpy_rnnlm.py" : "torch_rnnlm.py"
         let directory = peersDirectory ?? "benchmarks"
         let path = URL(fileURLWithPath: directory).appendingPathComponent(script).path
@@ -117,7 +156,7 @@ struct Bench: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", path, "--config", config.rawValue, "--steps", String(steps),
-                             "--warmup", String(warmup), "--json"]
+                             "--warmup", String(warmup), "--json"] + extra
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.standardError
@@ -222,6 +261,101 @@ enum BenchConfig: String, CaseIterable, ExpressibleByArgument {
             }
         }
         return 2 * s.tokens * Double(recurrent) + output
+    }
+}
+
+extension BenchConfig {
+    /// Bytes of weights one generated token reads: every layer's Wx, Wh and bias, the output projection and bias
+    /// (the embedding row is negligible); generation at N = 1 is a chain of matrix-vector products over them.
+    var weightBytesPerToken: Double {
+        let s = sizes
+        let G = cell.specification.gates * s.H
+        let recurrent = (0..<layers).reduce(0) { $0 + ($1 == 0 ? s.D : s.H) * G + s.H * G + G }
+        return 4 * Double(recurrent + s.H * s.V + s.V)
+    }
+}
+
+/// Tokens per second of ``RNNLanguageModel/generate(prompt:count:options:)`` (default sampling) over `tokens`
+/// tokens, after 20 warm-up tokens, for a freshly initialised model of the configuration.
+func measureGeneration(config: BenchConfig, tokens: Int) throws -> Double {
+    let model = try RNNLanguageModel(configuration: config.modelConfiguration(), seed: 1)
+    _ = try model.generate(prompt: [0], count: 20)
+    let start = DispatchTime.now().uptimeNanoseconds
+    _ = try model.generate(prompt: [0], count: tokens)
+    return Double(tokens) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+}
+
+/// GB/s of reading memory: 256 MiB of floats summed in `threads` slices at once, best of 3 (a buffer much larger
+/// than the caches, so the figure is the DRAM bandwidth that generation's weight reads are bound by).
+func measureReadBandwidth(threads: Int) -> Double {
+    let count = 64 << 20
+    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: 1)
+    let parts = max(threads, 1)
+    var best = 0.0
+    for _ in 0..<3 {
+        let sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: parts)
+        defer { sums.deallocate() }
+        // Each slice reads its own range and writes its own sum: no two iterations touch the same memory.
+        nonisolated(unsafe) let base = buffer.baseAddress!
+        nonisolated(unsafe) let out = sums
+        let start = DispatchTime.now().uptimeNanoseconds
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = count * part / parts, hi = count * (part + 1) / parts
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = lo
+            while i + 16 <= hi {
+                acc += UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
+                i += 16
+            }
+            out[part] = acc.sum()
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if sums.reduce(0, +) != Float(count) { return .nan }  // keeps the loop from being optimised away
+        best = max(best, Double(count * 4) / seconds / 1e9)
+    }
+    return best
+}
+
+/// What the bench ran on: the processor, the BLAS and its kernel, and the thread count.
+struct BenchMachine {
+    var cpu: String
+    var processors: Int
+    var avx512: Bool
+    var blas: String
+    var blasCore: String
+    var threads: Int
+
+    static var current: BenchMachine {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> String? {
+            info.split(separator: "\n").first { $0.hasPrefix(name) }
+                .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        let flags = field("flags")?.split(separator: " ") ?? []
+        var core = "unknown"
+        if let process = dlopen(nil, RTLD_NOW) {
+            if let symbol = dlsym(process, "openblas_get_corename") {
+                let getCore = unsafeBitCast(symbol, to: (@convention(c) () -> UnsafePointer<CChar>?).self)
+                core = getCore().map { String(cString: $0) } ?? "unknown"
+            }
+            dlclose(process)
+        }
+        return BenchMachine(cpu: field("model name") ?? "unknown", processors: ProcessInfo.processInfo.activeProcessorCount,
+                            avx512: flags.contains("avx512f"), blas: RNNCoreCommand.openBLASDescription, blasCore: core,
+                            threads: Int(rnncore_threads()))
+    }
+
+    var description: String {
+        "\(cpu), \(processors) processors\(avx512 ? " (AVX-512)" : ""); BLAS \(blas), kernel \(blasCore); "
+            + "RNNCore threads \(threads) (RNNCORE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the processors)"
+    }
+
+    var dictionary: [String: Any] {
+        ["cpu": cpu, "processors": processors, "avx512": avx512, "blas": blas, "blas_core": blasCore,
+         "threads": threads, "OPENBLAS_CORETYPE": ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"]
     }
 }
 

@@ -82,6 +82,7 @@ extension RNNCoreCommand {
         """
         rnncore \(String(cString: rnncore_version()))
         ABI \(rnncore_abi_version())
+        threads: \(rnncore_threads()) (RNNCORE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the processors)
         OpenBLAS: \(openBLASDescription)
         """
     }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import CRNNCore
 import RNNCore
 #if canImport(Glibc)
 import Glibc
@@ -171,15 +172,15 @@ struct ResumePoint {
 struct TrainRunRecord: Codable {
     /// The absolute paths of the texts the run reads: train, valid, test (any other key is ignored).
     var paths: [String: String]
-    /// What else decides the bits of the results: the OpenBLAS thread count and the number of processors (its
-    /// default thread count).
+    /// What else decides the bits of the results: the library's thread count (``rnncore_threads()``, from
+    /// RNNCORE_NUM_THREADS, OPENBLAS_NUM_THREADS or the processors) and the number of processors. Older files hold
+    /// OPENBLAS_NUM_THREADS instead of the thread count; they resume with the warning below.
     var environment: [String: String]?
     /// K, the number of ranks (processes of `mpirun -np K`) the run trains on; nil: 1.
     var ranks: Int?
 
     static var currentEnvironment: [String: String] {
-        ["OPENBLAS_NUM_THREADS": ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] ?? "unset",
-         "processors": String(ProcessInfo.processInfo.activeProcessorCount)]
+        ["threads": String(rnncore_threads()), "processors": String(ProcessInfo.processInfo.activeProcessorCount)]
     }
 
     func json() throws -> String {
