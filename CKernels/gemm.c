@@ -22,8 +22,17 @@ typedef struct gemm_call {
     float *c;
 } gemm_call;
 
+/* One row of C (generation, N = 1) is a matrix-vector product: sgemv reads B once, where OpenBLAS 0.3.21's sgemm
+ * would first copy all of B into its packed layout (measured: that copy was the largest cost of a generated
+ * token). */
 static void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                        int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (m == 1) {
+        /* c (n) = alpha·op(B)ᵀ·a + beta·c, a read at stride lda when A is given transposed ((k,1)) */
+        cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, (int)(trans_b ? n : k), (int)(trans_b ? k : n),
+                    alpha, b, (int)ldb, a, trans_a ? (int)lda : 1, beta, c, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
                 (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }

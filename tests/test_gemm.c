@@ -58,6 +58,23 @@ int main(void) {
     test_vs_loop(3, 5, 7, 1, 1, 1.0f, 1.0f, 5);
     test_vs_loop(64, 96, 128, 0, 0, 1.0f, 0.0f, 6); /* BLAS-sized */
     test_vs_loop(65, 33, 200, 1, 1, 1.0f, 0.5f, 7);
+    /* One row of C goes through sgemv: every transpose, both betas, beta 0 over NaN. */
+    for (int t = 0; t < 4; t++) {
+        test_vs_loop(1, 37, 19, t & 1, t >> 1, 1.0f, 0.0f, 30 + t);
+        test_vs_loop(1, 37, 19, t & 1, t >> 1, -0.5f, 1.0f, 40 + t);
+    }
+    /* Products large enough to be split across the threads (2·M·N·K above 2 MFLOP per thread): by columns, by
+     * rows (few columns), and one row of C by columns; on 1, 2 and 3 threads. */
+    for (int threads = 1; threads <= 3; threads++) {
+        CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
+        test_vs_loop(40, 1000, 150, 0, 0, 1.0f, 0.0f, 50);
+        test_vs_loop(40, 1000, 150, 1, 1, 0.5f, 1.0f, 51);
+        test_vs_loop(2000, 20, 150, 0, 1, 1.0f, 0.0f, 52);
+        test_vs_loop(2000, 20, 150, 1, 0, 1.0f, 1.0f, 53);
+        test_vs_loop(1, 9000, 700, 0, 0, 1.0f, 0.0f, 54);
+        test_vs_loop(1, 9000, 700, 1, 1, 1.0f, 1.0f, 55);
+    }
+    CHECK_STATUS(rnncore_set_threads(0), RNNCORE_OK);
     test_bad_arguments();
     return test_finish("test_gemm");
 }
