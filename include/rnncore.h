@@ -43,7 +43,7 @@ extern "C" {
 /* ---- versions --------------------------------------------------------------------------------------------- */
 
 #define RNNCORE_VERSION_MAJOR 0
-#define RNNCORE_VERSION_MINOR 3
+#define RNNCORE_VERSION_MINOR 4
 #define RNNCORE_VERSION_PATCH 0
 #define RNNCORE_VERSION_NUMBER (RNNCORE_VERSION_MAJOR * 10000 + RNNCORE_VERSION_MINOR * 100 + RNNCORE_VERSION_PATCH)
 /* The ABI version changes only on an incompatible change to this header; it equals the library's SOVERSION. */

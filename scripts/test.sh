@@ -22,9 +22,9 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DRNNCORE_SANITIZE=ON >/de
 cmake --build build-sanitize -j"$(nproc)"
 ctest --test-dir build-sanitize -L sanitize --output-on-failure -j"$(nproc)"
 
-echo "== Benchmark smoke run: rnncore bench --config BOOK --steps 3 (a debug build: numbers mean nothing)"
+echo "== Benchmark smoke run: rnncore bench --config BOOK --steps 3 --generate 10 (a debug build: numbers mean nothing)"
 swift build
-"$(swift build --show-bin-path)/rnncore" bench --config BOOK --steps 3 --warmup 1
+"$(swift build --show-bin-path)/rnncore" bench --config BOOK --steps 3 --warmup 1 --generate 10
 
 if python3 -c "import numpy" >/dev/null 2>&1; then
   echo "== Benchmark peers: python3 benchmarks/test_peers.py"

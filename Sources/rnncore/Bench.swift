@@ -65,11 +65,7 @@ struct Bench: ParsableCommand {
         log("machine: \(machine.description)")
         let peak = try measureSGEMMPeak()
         log(String(format: "sgemm peak: %.1f GFLOP/s (1024×1024×1024, best of 5, %d threads)", peak, machine.threads))
-        let bandwidth = generateTokens > 0 ? measureReadBandwidth(threads: machine.threads) : nil
-        if let bandwidth {
-            log(String(format: "memory read bandwidth: %.1f GB/s (256 MiB summed by %d threads, best of 3)", bandwidth,
-                       machine.threads))
-        }
+        var generations: [(config: BenchConfig, rate: Double, torch: [String: Any]?)] = []
         var results: [[String: Any]] = []
         for config in configs {
             let ours = try BenchRunner(config: config, softmax: .full, steps: steps, warmup: warmup).run()
@@ -101,26 +97,11 @@ struct Bench: ParsableCommand {
             } else if softmax == .adaptive {
                 log("  adaptive softmax: not timed for a character-level configuration (V \(config.sizes.V))")
             }
-            if generateTokens > 0, let bandwidth {
+            if generateTokens > 0 {
                 let rate = try measureGeneration(config: config, tokens: generateTokens)
-                let limit = bandwidth * 1e9 / config.weightBytesPerToken
-                var generation: [String: Any] = [
-                    "tokens": generateTokens, "tokens_per_s": rate, "weight_bytes_per_token": config.weightBytesPerToken,
-                    "bandwidth_limit_tokens_per_s": limit, "fraction_of_bandwidth_limit": rate / limit,
-                ]
-                var line = String(format: "  generation (N = 1, %d tokens): rnncore %.0f tokens/s = %.0f%% of the bandwidth limit %.0f tokens/s (%.1f MB of weights per token)",
-                                  generateTokens, rate, 100 * rate / limit, limit, config.weightBytesPerToken / 1e6)
-                if peerList.contains("torch") {
-                    let torch = runPeer("torch", config: config, extra: ["--generate", String(generateTokens)])
-                    generation["torch"] = torch
-                    if let theirs = torch["generate_tokens_per_s"] as? Double {
-                        line += String(format: "; torch %.0f tokens/s: rnncore %.2f× faster", theirs, rate / theirs)
-                    } else {
-                        line += "; torch: skipped — \(torch["skipped"] as? String ?? "no result")"
-                    }
-                }
-                entry["generation"] = generation
-                log(line)
+                let torch = peerList.contains("torch")
+                    ? runPeer("torch", config: config, extra: ["--generate", String(generateTokens)]) : nil
+                generations.append((config, rate, torch))
             }
             for peer in peerList {
                 let result = runPeer(peer, config: config)
@@ -136,6 +117,34 @@ struct Bench: ParsableCommand {
                 }
             }
             results.append(entry)
+        }
+        // Last, so that its 256 MiB buffer does not count in the configurations' peak resident memory.
+        let bandwidth = generateTokens > 0 ? measureReadBandwidth(threads: machine.threads) : nil
+        if let bandwidth {
+            log("")
+            log(String(format: "memory read bandwidth: %.1f GB/s (256 MiB summed by %d threads, best of 3)", bandwidth,
+                       machine.threads))
+            for (index, generation) in generations.enumerated() {
+                let config = generation.config, rate = generation.rate
+                let limit = bandwidth * 1e9 / config.weightBytesPerToken
+                var record: [String: Any] = [
+                    "tokens": generateTokens, "tokens_per_s": rate, "weight_bytes_per_token": config.weightBytesPerToken,
+                    "bandwidth_limit_tokens_per_s": limit, "fraction_of_bandwidth_limit": rate / limit,
+                ]
+                var line = String(format: "%@ generation (N = 1, %d tokens): rnncore %.0f tokens/s = %.0f%% of the bandwidth limit %.0f tokens/s (%.1f MB of weights per token)",
+                                  config.rawValue, generateTokens, rate, 100 * rate / limit, limit,
+                                  config.weightBytesPerToken / 1e6)
+                if let torch = generation.torch {
+                    record["torch"] = torch
+                    if let theirs = torch["generate_tokens_per_s"] as? Double {
+                        line += String(format: "; torch %.0f tokens/s: rnncore %.2f× faster", theirs, rate / theirs)
+                    } else {
+                        line += "; torch: skipped — \(torch["skipped"] as? String ?? "no result")"
+                    }
+                }
+                results[index]["generation"] = record
+                log(line)
+            }
         }
         if json {
             var object: [String: Any] = ["sgemm_peak_gflops": peak, "configs": results, "steps": steps, "warmup": warmup,

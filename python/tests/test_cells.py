@@ -326,6 +326,31 @@ class BindingTests(unittest.TestCase):
     def test_version(self):
         self.assertRegex(rnncore.version(), r"^\d+\.\d+\.\d+$")
 
+    def test_threads(self):
+        # the count can be set and read back; a bad count is the library's error; row-wise kernels give the same
+        # bits on 1 and 3 threads (the C tests check every kernel; this checks the binding)
+        before = rnncore.threads()
+        self.assertGreaterEqual(before, 1)
+        rng = np.random.default_rng(5)
+        logits = rng.standard_normal((300, 1000)).astype(np.float32)
+        targets = rng.integers(0, 1000, 300).astype(np.int32)
+        try:
+            results = []
+            for n in (1, 3):
+                rnncore.set_threads(n)
+                self.assertEqual(rnncore.threads(), n)
+                results.append(rnncore.softmax_cross_entropy(logits, targets))
+            loss1, grad1 = results[0][0], results[0][1]
+            loss3, grad3 = results[1][0], results[1][1]
+            self.assertEqual(loss1, loss3)
+            self.assertTrue(np.array_equal(grad1, grad3))
+            with self.assertRaises(rnncore.RNNCoreError):
+                rnncore.set_threads(-1)
+            with self.assertRaises(TypeError):
+                rnncore.set_threads(2.5)
+        finally:
+            rnncore.set_threads(0)
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False).result

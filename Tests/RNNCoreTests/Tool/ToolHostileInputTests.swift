@@ -48,6 +48,7 @@ struct ToolHostileInputTests {
         add("generate", "--top-k", ["0"] + integers)
         add("bench", "--steps", ["0"] + integers)
         add("bench", "--warmup", integers)
+        add("bench", "--generate", integers)
         return cases
     }()
 

@@ -4,5 +4,5 @@ from ._kernels import *  # noqa: F401,F403
 from ._kernels import __all__ as _kernel_names
 from ._model import LanguageModel, RNNCoreModelError, Vocabulary, load
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = list(_kernel_names) + ["LanguageModel", "RNNCoreModelError", "Vocabulary", "load"]

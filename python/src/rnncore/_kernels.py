@@ -27,7 +27,7 @@ __all__ = ["RNNCoreError", "version", "library_path", "rnn_forward", "rnn_backwa
            "rnn_relu_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "embedding_forward",
            "embedding_backward", "affine_forward", "affine_backward", "softmax_cross_entropy", "softmax", "sgemm",
            "sgd_step", "adam_step", "clip_grad_norm", "adaptive_softmax_log_prob", "adaptive_softmax_loss",
-           "NO_IGNORE_INDEX"]
+           "threads", "set_threads", "NO_IGNORE_INDEX"]
 
 NO_IGNORE_INDEX = -(2**31)  # RNNCORE_NO_IGNORE_INDEX
 
@@ -140,6 +140,25 @@ class RNNCoreError(RuntimeError):
 def version():
     """The loaded library's version string."""
     return _lib.rnncore_version().decode()
+
+
+_lib.rnncore_threads.argtypes = []
+_lib.rnncore_threads.restype = ctypes.c_int
+_lib.rnncore_set_threads.argtypes = [ctypes.c_int]
+_lib.rnncore_set_threads.restype = ctypes.c_int
+
+
+def threads():
+    """How many threads the kernels run on (RNNCORE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the processors,
+    unless set_threads changed it)."""
+    return _lib.rnncore_threads()
+
+
+def set_threads(count):
+    """Runs the kernels on `count` threads (1 to 256; 0: the default from the environment again)."""
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise TypeError(f"thread count must be an int, got {type(count).__name__}")
+    _check(_lib.rnncore_set_threads(count), "set_threads")
 
 
 def _check(status, operation):
