@@ -64,6 +64,39 @@ RC_VECTOR_CLONES static void gru_cell_forward_rows(float *c, int64_t ldc, const 
     }
 }
 
+/* One row of the backward. The four flags are constants at each call (gru_cell_backward_rows's switch), so the
+ * copies have no branch inside the loop; dA and dU are written alone and distinct from the inputs (dh_prev may be
+ * din itself, updated in place at the same index, so those two stay plain): restrict and the constants let GCC
+ * vectorise the loop. */
+static inline __attribute__((always_inline)) void gru_backward_row(float *restrict da, float *restrict du, float *dp,
+                                                                   const float *g, const float *restrict add,
+                                                                   const float *restrict cr,
+                                                                   const float *restrict hp, int64_t H, bool has_add,
+                                                                   bool has_hp, bool has_da, bool has_dp) {
+    for (int64_t k = 0; k < H; k++) {
+        const float dh = has_add ? g[k] + add[k] : g[k];
+        const float r = cr[k], z = cr[H + k], nn = cr[2 * H + k], un = cr[3 * H + k];
+        const float hpv = has_hp ? hp[k] : 0.0f;
+        const float dan = dh * (1.0f - z) * (1.0f - nn * nn);
+        const float daz = dh * (hpv - nn) * z * (1.0f - z);
+        const float dar = dan * un * r * (1.0f - r);
+        if (has_da) {
+            da[k] = dar;
+            da[H + k] = daz;
+            da[2 * H + k] = dan;
+        }
+        du[k] = dar;
+        du[H + k] = daz;
+        du[2 * H + k] = dan * r;
+        if (has_dp) dp[k] = dh * z;
+    }
+}
+
+#define GRU_BACKWARD_CASE(m)                                                                      \
+    case m:                                                                                       \
+        gru_backward_row(da, du, dp, g, add, cr, hp, H, (m) & 1, (m) & 2, (m) & 4, (m) & 8);      \
+        break;
+
 /* The backward pass of one step over `rows` rows (the formulas at the top), linear in dh = din + dh_add.
  * c: the cache rows [r, z, n, u_n] (row stride ldc); h_prev (ldp) may be NULL (zeros); din row stride H, dh_add
  * (ld_add) may be NULL; dA (ldA) may be NULL; dU (ldU); dh_prev (row stride H; may be NULL, may equal din) gets the
@@ -72,26 +105,17 @@ RC_VECTOR_CLONES static void gru_cell_backward_rows(float *dA, int64_t ldA, floa
                                                     const float *din, const float *dh_add, int64_t ld_add,
                                                     const float *c, int64_t ldc, const float *h_prev, int64_t ldp,
                                                     int64_t rows, int64_t H) {
+    const int mask = (dh_add ? 1 : 0) | (h_prev ? 2 : 0) | (dA ? 4 : 0) | (dh_prev ? 8 : 0);
     for (int64_t n = 0; n < rows; n++) {
         const float *cr = c + n * ldc, *g = din + n * H;
         const float *add = dh_add ? dh_add + n * ld_add : NULL, *hp = h_prev ? h_prev + n * ldp : NULL;
         float *da = dA ? dA + n * ldA : NULL, *du = dU + n * ldU, *dp = dh_prev ? dh_prev + n * H : NULL;
-        for (int64_t k = 0; k < H; k++) {
-            const float dh = add ? g[k] + add[k] : g[k];
-            const float r = cr[k], z = cr[H + k], nn = cr[2 * H + k], un = cr[3 * H + k];
-            const float hpv = hp ? hp[k] : 0.0f;
-            const float dan = dh * (1.0f - z) * (1.0f - nn * nn);
-            const float daz = dh * (hpv - nn) * z * (1.0f - z);
-            const float dar = dan * un * r * (1.0f - r);
-            if (da) {
-                da[k] = dar;
-                da[H + k] = daz;
-                da[2 * H + k] = dan;
-            }
-            du[k] = dar;
-            du[H + k] = daz;
-            du[2 * H + k] = dan * r;
-            if (dp) dp[k] = dh * z;
+        switch (mask) {
+            GRU_BACKWARD_CASE(0) GRU_BACKWARD_CASE(1) GRU_BACKWARD_CASE(2) GRU_BACKWARD_CASE(3)
+            GRU_BACKWARD_CASE(4) GRU_BACKWARD_CASE(5) GRU_BACKWARD_CASE(6) GRU_BACKWARD_CASE(7)
+            GRU_BACKWARD_CASE(8) GRU_BACKWARD_CASE(9) GRU_BACKWARD_CASE(10) GRU_BACKWARD_CASE(11)
+            GRU_BACKWARD_CASE(12) GRU_BACKWARD_CASE(13) GRU_BACKWARD_CASE(14) GRU_BACKWARD_CASE(15)
+        default: break;
         }
     }
 }

@@ -39,28 +39,40 @@ typedef struct lstm_forward_rows {
     int64_t lda, ldcp, ldh, H;
 } lstm_forward_rows;
 
+/* One row of the forward. has_cp is a constant at each call (the copies have no branch inside the loop), and the
+ * gates, the new states and the previous cell state are four distinct buffers (the window's cache, hs, and the
+ * previous step's cs or state0), so restrict holds: without both GCC leaves the loop scalar. */
+static inline __attribute__((always_inline)) void lstm_forward_row(float *restrict ar, float *restrict cr,
+                                                                   float *restrict hr, const float *restrict cp,
+                                                                   int64_t H, bool has_cp) {
+    for (int64_t k = 0; k < H; k++) {
+        const float i = rc_sigmoidf(ar[k]);
+        const float f = rc_sigmoidf(ar[H + k]);
+        const float g = rc_tanhf(ar[2 * H + k]);
+        const float o = rc_sigmoidf(ar[3 * H + k]);
+        ar[k] = i;
+        ar[H + k] = f;
+        ar[2 * H + k] = g;
+        ar[3 * H + k] = o;
+        const float cn = (has_cp ? f * cp[k] : 0.0f) + i * g;
+        cr[k] = cn;
+        hr[k] = o * rc_tanhf(cn);
+    }
+}
+
 RC_VECTOR_CLONES static void lstm_cell_forward_range(void *arg, int64_t r0, int64_t r1) {
     const lstm_forward_rows *j = arg;
     const int64_t H = j->H;
     for (int64_t n = r0; n < r1; n++) {
         float *ar = j->a + n * j->lda;
         float *cr = j->c + n * j->ldh, *hr = j->h + n * j->ldh;
-        const float *cp = j->c_prev ? j->c_prev + n * j->ldcp : NULL;
         if (j->b) {
             for (int64_t k = 0; k < 4 * H; k++) ar[k] += j->b[k];
         }
-        for (int64_t k = 0; k < H; k++) {
-            const float i = rc_sigmoidf(ar[k]);
-            const float f = rc_sigmoidf(ar[H + k]);
-            const float g = rc_tanhf(ar[2 * H + k]);
-            const float o = rc_sigmoidf(ar[3 * H + k]);
-            ar[k] = i;
-            ar[H + k] = f;
-            ar[2 * H + k] = g;
-            ar[3 * H + k] = o;
-            const float cn = (cp ? f * cp[k] : 0.0f) + i * g;
-            cr[k] = cn;
-            hr[k] = o * rc_tanhf(cn);
+        if (j->c_prev) {
+            lstm_forward_row(ar, cr, hr, j->c_prev + n * j->ldcp, H, true);
+        } else {
+            lstm_forward_row(ar, cr, hr, NULL, H, false);
         }
     }
 }
@@ -86,9 +98,38 @@ typedef struct lstm_backward_rows {
     int64_t ldA, ld_add, ldg, ldc, ldcp, H;
 } lstm_backward_rows;
 
+/* One row of the backward. The four flags are constants at each call (lstm_cell_backward_range's switch), so the
+ * copies have no branch inside the loop; dA is written alone and the inputs are distinct from it (dc and dc_prev
+ * may be one buffer, updated in place at the same index, so those two stay plain). See lstm_forward_row. */
+static inline __attribute__((always_inline)) void lstm_backward_row(float *restrict da, float *dcp,
+                                                                    const float *restrict dhr,
+                                                                    const float *restrict add, const float *dcr,
+                                                                    const float *restrict gr,
+                                                                    const float *restrict cr,
+                                                                    const float *restrict cp, int64_t H, bool has_dc,
+                                                                    bool has_cp, bool has_add, bool has_dcp) {
+    for (int64_t k = 0; k < H; k++) {
+        const float i = gr[k], f = gr[H + k], g = gr[2 * H + k], o = gr[3 * H + k];
+        const float tc = rc_tanhf(cr[k]);
+        const float dhv = has_add ? dhr[k] + add[k] : dhr[k];
+        const float dct = (has_dc ? dcr[k] : 0.0f) + dhv * o * (1.0f - tc * tc);
+        da[k] = dct * g * i * (1.0f - i);
+        da[H + k] = (has_cp ? dct * cp[k] : 0.0f) * f * (1.0f - f);
+        da[2 * H + k] = dct * i * (1.0f - g * g);
+        da[3 * H + k] = dhv * tc * o * (1.0f - o);
+        if (has_dcp) dcp[k] = dct * f;
+    }
+}
+
+#define LSTM_BACKWARD_CASE(m)                                                                                 \
+    case m:                                                                                                   \
+        lstm_backward_row(da, dcp, dhr, add, dcr, gr, cr, cp, H, (m) & 1, (m) & 2, (m) & 4, (m) & 8);          \
+        break;
+
 RC_VECTOR_CLONES static void lstm_cell_backward_range(void *arg, int64_t r0, int64_t r1) {
     const lstm_backward_rows *j = arg;
     const int64_t H = j->H;
+    const int mask = (j->dc ? 1 : 0) | (j->c_prev ? 2 : 0) | (j->dh_add ? 4 : 0) | (j->dc_prev ? 8 : 0);
     for (int64_t n = r0; n < r1; n++) {
         float *da = j->dA + n * j->ldA;
         const float *gr = j->gates + n * j->ldg, *cr = j->c + n * j->ldc;
@@ -96,16 +137,12 @@ RC_VECTOR_CLONES static void lstm_cell_backward_range(void *arg, int64_t r0, int
         const float *dhr = j->dh + n * H, *dcr = j->dc ? j->dc + n * H : NULL;
         const float *add = j->dh_add ? j->dh_add + n * j->ld_add : NULL;
         float *dcp = j->dc_prev ? j->dc_prev + n * H : NULL;
-        for (int64_t k = 0; k < H; k++) {
-            const float i = gr[k], f = gr[H + k], g = gr[2 * H + k], o = gr[3 * H + k];
-            const float tc = rc_tanhf(cr[k]);
-            const float dhv = add ? dhr[k] + add[k] : dhr[k];
-            const float dct = (dcr ? dcr[k] : 0.0f) + dhv * o * (1.0f - tc * tc);
-            da[k] = dct * g * i * (1.0f - i);
-            da[H + k] = (cp ? dct * cp[k] : 0.0f) * f * (1.0f - f);
-            da[2 * H + k] = dct * i * (1.0f - g * g);
-            da[3 * H + k] = dhv * tc * o * (1.0f - o);
-            if (dcp) dcp[k] = dct * f;
+        switch (mask) {
+            LSTM_BACKWARD_CASE(0) LSTM_BACKWARD_CASE(1) LSTM_BACKWARD_CASE(2) LSTM_BACKWARD_CASE(3)
+            LSTM_BACKWARD_CASE(4) LSTM_BACKWARD_CASE(5) LSTM_BACKWARD_CASE(6) LSTM_BACKWARD_CASE(7)
+            LSTM_BACKWARD_CASE(8) LSTM_BACKWARD_CASE(9) LSTM_BACKWARD_CASE(10) LSTM_BACKWARD_CASE(11)
+            LSTM_BACKWARD_CASE(12) LSTM_BACKWARD_CASE(13) LSTM_BACKWARD_CASE(14) LSTM_BACKWARD_CASE(15)
+        default: break;
         }
     }
 }
