@@ -131,9 +131,8 @@ struct Bench: ParsableCommand {
                     "tokens": generateTokens, "tokens_per_s": rate, "weight_bytes_per_token": config.weightBytesPerToken,
                     "bandwidth_limit_tokens_per_s": limit, "fraction_of_bandwidth_limit": rate / limit,
                 ]
-                var line = String(format: "%@ generation (N = 1, %d tokens): rnncore %.0f tokens/s = %.0f%% of the bandwidth limit %.0f tokens/s (%.1f MB of weights per token)",
-                                  config.rawValue, generateTokens, rate, 100 * rate / limit, limit,
-                                  config.weightBytesPerToken / 1e6)
+                var line = config.rawValue + String(format: " generation (N = 1, %d tokens): rnncore %.0f tokens/s = %.0f%% of the bandwidth limit %.0f tokens/s (%.1f MB of weights per token)",
+                                  generateTokens, rate, 100 * rate / limit, limit, config.weightBytesPerToken / 1e6)
                 if let torch = generation.torch {
                     record["torch"] = torch
                     if let theirs = torch["generate_tokens_per_s"] as? Double {
