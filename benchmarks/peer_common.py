@@ -50,6 +50,10 @@ def parse_args(description, argv=None):
     p.add_argument("--json", action="store_true",
                    help="print exactly one JSON object on stdout")
     p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation")
+    p.add_argument("--softmax", choices=["full", "adaptive"], default="full",
+                   help="output layer: the full softmax, or an adaptive one with ADAPTIVE_CUTOFFS and div value "
+                        "ADAPTIVE_DIV_VALUE, as rnncore bench --softmax adaptive (its targets then follow Zipf's law "
+                        "over the ids, as rnncore bench's do)")
     p.add_argument("--generate", type=int, default=0, metavar="K",
                    help="instead of the steps, time sampling K tokens one at a time (N = 1), as rnncore "
                         "generate does (default 0: off)")
@@ -63,10 +67,19 @@ def parse_args(description, argv=None):
     return args
 
 
-def make_corpus(vocab_size, length, seed):
-    """Uniform random token ids in [0, vocab_size), reproducible from seed."""
+def make_corpus(vocab_size, length, seed, zipf=False):
+    """Random token ids in [0, vocab_size), reproducible from seed: uniform, or with probability proportional to
+    1/(id + 1) (Zipf's law over frequency-ordered ids, what rnncore bench draws its word targets from)."""
     rng = random.Random(seed)
-    return [rng.randrange(vocab_size) for _ in range(length)]
+    if not zipf:
+        return [rng.randrange(vocab_size) for _ in range(length)]
+    weights = [1.0 / (k + 1) for k in range(vocab_size)]
+    return rng.choices(range(vocab_size), weights=weights, k=length)
+
+
+# The adaptive softmax of rnncore bench --softmax adaptive.
+ADAPTIVE_CUTOFFS = [2000, 6000]
+ADAPTIVE_DIV_VALUE = 4.0
 
 
 def corpus_length(N, T):

@@ -412,10 +412,10 @@ PEER_RUNS = {
 }
 
 
-def run_peer(script, config="BOOK"):
+def run_peer(script, config="BOOK", extra=()):
     steps, warmup = PEER_RUNS[config][7:]
     cmd = [sys.executable, os.path.join(HERE, script), "--config", config,
-           "--steps", str(steps), "--warmup", str(warmup), "--json"]
+           "--steps", str(steps), "--warmup", str(warmup), "--json", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return proc
 
@@ -455,8 +455,8 @@ class PeerScripts(unittest.TestCase):
         self.assertEqual(obj["numpy"], np.__version__)
         self.assertEqual(obj.get("dtype"), "float32")
 
-    def check_torch_peer(self, config):
-        proc = run_peer("torch_rnnlm.py", config)
+    def check_torch_peer(self, config, extra=()):
+        proc = run_peer("torch_rnnlm.py", config, extra)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         obj = json.loads(proc.stdout)
         self.assertIsInstance(obj, dict)
@@ -474,6 +474,32 @@ class PeerScripts(unittest.TestCase):
 
     def test_torch_peer_json_or_skipped(self):
         self.check_torch_peer("BOOK")
+
+    def test_torch_peer_adaptive_json_or_skipped(self):
+        # nn.AdaptiveLogSoftmaxWithLoss of rnncore bench --softmax adaptive's shape, on Zipf targets
+        self.check_torch_peer("BOOK", ["--softmax", "adaptive"])
+
+    def test_numpy_peer_adaptive_skipped(self):
+        proc = run_peer("numpy_rnnlm.py", "BOOK", ["--softmax", "adaptive"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("only the full softmax", json.loads(proc.stdout)["skipped"])
+
+    def test_torch_peer_generation_or_skipped(self):
+        proc = run_peer("torch_rnnlm.py", "BOOK", ["--generate", "5"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        obj = json.loads(proc.stdout)
+        if "skipped" not in obj:
+            self.assertEqual(obj["generate_tokens"], 5)
+            self.assertGreater(obj["generate_tokens_per_s"], 0)
+
+    def test_zipf_corpus(self):
+        # reproducible, in range, and skewed the way Zipf's law is: id 0 about 1/H_V of the draws
+        a = pc.make_corpus(1000, 20000, 3, zipf=True)
+        self.assertEqual(a, pc.make_corpus(1000, 20000, 3, zipf=True))
+        self.assertTrue(all(0 <= t < 1000 for t in a))
+        harmonic = sum(1.0 / (k + 1) for k in range(1000))
+        self.assertAlmostEqual(a.count(0) / len(a), 1 / harmonic, delta=0.02)
+        self.assertGreater(a.count(0), 10 * a.count(99))
 
     def test_numpy_peer_lstm_json(self):
         self.check_numpy_peer("L200")

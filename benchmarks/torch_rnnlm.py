@@ -60,7 +60,10 @@ def torch_blas_info(torch):
     return "; ".join(parts) if parts else "unknown"
 
 
-def build_model(torch, config, seed):
+def build_model(torch, config, seed, softmax="full"):
+    """The language model; with softmax "adaptive" its output layer is nn.AdaptiveLogSoftmaxWithLoss (cutoffs
+    pc.ADAPTIVE_CUTOFFS, div value pc.ADAPTIVE_DIV_VALUE, a head bias as RNNCore's), its forward returns the
+    hidden states and make_steps takes the loss from it."""
     nn = torch.nn
     V, D, H, L = config.V, config.D, config.H, config.layers
     cell = config.cell
@@ -75,11 +78,17 @@ def build_model(torch, config, seed):
                 self.rnn = nn.GRU(D, H, num_layers=L, batch_first=True)
             else:
                 self.rnn = nn.RNN(D, H, num_layers=L, nonlinearity="tanh", batch_first=True)
-            self.affine = nn.Linear(H, V)
+            if softmax == "adaptive":
+                self.affine = nn.AdaptiveLogSoftmaxWithLoss(H, V, cutoffs=pc.ADAPTIVE_CUTOFFS,
+                                                            div_value=pc.ADAPTIVE_DIV_VALUE, head_bias=True)
+            else:
+                self.affine = nn.Linear(H, V)
 
         def forward(self, xs, state):
             e = self.embed(xs)               # (N, T, D)
             hs, state = self.rnn(e, state)   # (N, T, H); h_n (L, N, H), or the pair (h_n, c_n) for the LSTM
+            if softmax == "adaptive":
+                return hs, state             # the adaptive layer takes the targets too (make_steps)
             return self.affine(hs), state    # (N, T, V)
 
     torch.manual_seed(seed)
@@ -96,8 +105,9 @@ def build_model(torch, config, seed):
             getattr(model.rnn, "weight_hh_l%d" % l).copy_(torch.randn(G, H, generator=g) / math.sqrt(H))
             getattr(model.rnn, "bias_ih_l%d" % l).zero_()
             getattr(model.rnn, "bias_hh_l%d" % l).zero_()
-        model.affine.weight.copy_(torch.randn(V, H, generator=g) / math.sqrt(H))
-        model.affine.bias.zero_()
+        if softmax != "adaptive":  # the adaptive layer keeps PyTorch's own initialisation (timing only)
+            model.affine.weight.copy_(torch.randn(V, H, generator=g) / math.sqrt(H))
+            model.affine.bias.zero_()
     return model.float()
 
 
@@ -134,6 +144,15 @@ def make_steps(torch, model, config):
     import torch.nn.functional as F
 
     V, H, N = config.V, config.H, config.N
+    adaptive = isinstance(model.affine, torch.nn.AdaptiveLogSoftmaxWithLoss)
+
+    def criterion(out, ts):
+        """Mean cross-entropy over the N*T targets: F.cross_entropy of the logits, or the adaptive layer's loss
+        of the hidden states."""
+        if adaptive:
+            return model.affine(out.reshape(-1, H), ts.reshape(-1)).loss
+        return F.cross_entropy(out.reshape(-1, V), ts.reshape(-1))
+
     model.train()
     params = list(model.parameters())
     optimizer = torch.optim.SGD(params, lr=pc.LEARNING_RATE)
@@ -143,7 +162,7 @@ def make_steps(torch, model, config):
     def train_step(xs, ts):
         optimizer.zero_grad(set_to_none=True)
         logits, h_n = model(xs, state["h"])
-        loss = F.cross_entropy(logits.reshape(-1, V), ts.reshape(-1))
+        loss = criterion(logits, ts)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, pc.CLIP_NORM)
         optimizer.step()
@@ -153,7 +172,7 @@ def make_steps(torch, model, config):
     def forward_step(xs, ts):
         with torch.no_grad():
             logits, h_n = model(xs, state["h"])
-            loss = F.cross_entropy(logits.reshape(-1, V), ts.reshape(-1))
+            loss = criterion(logits, ts)
             state["h"] = h_n
             return loss.item()
 
@@ -191,12 +210,15 @@ def run(torch, args):
     config = pc.CONFIGS[name]
     V, N, T = config.V, config.N, config.T
 
-    model = build_model(torch, config, args.seed)
+    model = build_model(torch, config, args.seed, softmax=args.softmax)
+    if args.generate and args.softmax != "full":
+        return {"impl": "pytorch", "skipped": "--generate times the full softmax only"}
     if args.generate:
         return {"impl": "pytorch", "config": name, "generate_tokens": args.generate,
                 "generate_tokens_per_s": generation_tokens_per_s(torch, model, config, args.generate, args.seed),
                 "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": torch_blas_info(torch)}
-    batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed), N, T)
+    batches = Batches(torch, pc.make_corpus(V, pc.corpus_length(N, T), args.seed,
+                                            zipf=args.softmax == "adaptive"), N, T)
     train_step, forward_step, state = make_steps(torch, model, config)
 
     train_s, fwd_s = pc.measure(train_step, forward_step, batches, args)
@@ -210,7 +232,7 @@ def run(torch, args):
     return pc.result("pytorch", name, config, train_s, fwd_s, args,
                      dtype=str(next(model.parameters()).dtype).replace("torch.", ""), last_loss=state["loss"],
                      torch=torch.__version__, threads=torch.get_num_threads(), numpy=np_version,
-                     blas=torch_blas_info(torch))
+                     blas=torch_blas_info(torch), softmax=args.softmax)
 
 
 def main(argv=None):

@@ -22,7 +22,10 @@ struct Bench: ParsableCommand {
         the frequency-ordered ids (as in real text; the full softmax's cost does not depend on them). \
         With --softmax adaptive, every word-level configuration is timed twice in the same run, with the full \
         softmax and with an adaptive one (cutoffs 2000,6000, div value 4), and the speed-up is printed; its \
-        FLOPs count the head for every row and each tail cluster for the rows whose target is in it.
+        FLOPs count the head for every row and each tail cluster for the rows whose target is in it. The PyTorch \
+        peer then also runs with nn.AdaptiveLogSoftmaxWithLoss of the same shape on Zipf targets. \
+        With --generate K, generation (N = 1, one token at a time) is timed too, against the PyTorch peer's \
+        sampling loop and the memory-bandwidth limit of reading every weight once per token.
         """)
 
     @Option(name: .customLong("config"),
@@ -94,6 +97,22 @@ struct Bench: ParsableCommand {
                            ours.trainMilliseconds / adaptive.trainMilliseconds,
                            ours.forwardMilliseconds / adaptive.forwardMilliseconds, adaptive.trainGFLOPS,
                            100 * adaptive.trainGFLOPS / peak, 100 * adaptive.forwardFLOPs / ours.forwardFLOPs))
+                if peerList.contains("torch") {
+                    // The lean peer with the same output layer: nn.AdaptiveLogSoftmaxWithLoss, Zipf targets.
+                    let torch = runPeer("torch", config: config, extra: ["--softmax", "adaptive"])
+                    entry["torch_adaptive"] = torch
+                    if let train = (torch["train_step_ms"] as? [String: Any])?["median"] as? Double,
+                       let forward = (torch["forward_ms"] as? [String: Any])?["median"] as? Double {
+                        let t = config.sizes.tokens
+                        log("  " + "torch adaptive".padding(toLength: 16, withPad: " ", startingAt: 0)
+                            + String(format: " %9.2f  %12.0f  %7.2f  %10.0f  %22.2fx  %5.2fx", train, t / train * 1000,
+                                     forward, t / forward * 1000, train / adaptive.trainMilliseconds,
+                                     forward / adaptive.forwardMilliseconds)
+                            + "  (ratios against rnncore adaptive)")
+                    } else {
+                        log("  torch adaptive: skipped — \(torch["skipped"] as? String ?? "no result")")
+                    }
+                }
             } else if softmax == .adaptive {
                 log("  adaptive softmax: not timed for a character-level configuration (V \(config.sizes.V))")
             }
