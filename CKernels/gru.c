@@ -111,10 +111,7 @@ RC_VECTOR_CLONES static void gru_cell_backward_rows(float *dA, int64_t ldA, floa
         const float *add = dh_add ? dh_add + n * ld_add : NULL, *hp = h_prev ? h_prev + n * ldp : NULL;
         float *da = dA ? dA + n * ldA : NULL, *du = dU + n * ldU, *dp = dh_prev ? dh_prev + n * H : NULL;
         switch (mask) {
-            GRU_BACKWARD_CASE(0) GRU_BACKWARD_CASE(1) GRU_BACKWARD_CASE(2) GRU_BACKWARD_CASE(3)
-            GRU_BACKWARD_CASE(4) GRU_BACKWARD_CASE(5) GRU_BACKWARD_CASE(6) GRU_BACKWARD_CASE(7)
-            GRU_BACKWARD_CASE(8) GRU_BACKWARD_CASE(9) GRU_BACKWARD_CASE(10) GRU_BACKWARD_CASE(11)
-            GRU_BACKWARD_CASE(12) GRU_BACKWARD_CASE(13) GRU_BACKWARD_CASE(14) GRU_BACKWARD_CASE(15)
+            RC_EACH_OF_16(GRU_BACKWARD_CASE)
         default: break;
         }
     }

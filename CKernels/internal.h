@@ -93,6 +93,10 @@ static inline rnncore_status rc_check_aliasing(const rc_buf *outs, int nout, con
 
 #define RC_COUNT(arr) ((int)(sizeof(arr) / sizeof((arr)[0])))
 
+/* X(0) … X(15): the cases of a switch over a mask of four flags, each case a copy of a loop with the flags constant
+ * (the cells' backward rows, so that every copy vectorises without a branch inside). */
+#define RC_EACH_OF_16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
 /* e^d for d <= 0, branch-free so that loops over it vectorise; NaN stays NaN.
  * Cephes' expf scheme: d = n·ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n built in the exponent
  * bits. Relative error below 2e-7 (tests/test_softmax.c measures it against double exp). Arguments below -87 are
@@ -200,6 +204,12 @@ static inline int64_t rc_grain(int64_t floats_per_item) {
 }
 void rc_parallel_for(int64_t count, int64_t grain, rc_range_fn fn, void *ctx);
 int rc_threads(void);
+
+/* Σ over [0, count) of sum(ctx, begin, end), in double: [0, count) is cut into at most 64 fixed blocks (block b is
+ * [count·b/B, count·(b+1)/B)), the blocks run across the threads, and their sums are added in block order. The
+ * result depends on count alone, not on the thread count. floats_per_item sets the grain (see rc_grain). */
+typedef double (*rc_sum_fn)(void *ctx, int64_t begin, int64_t end);
+double rc_parallel_sum(int64_t count, int64_t floats_per_item, rc_sum_fn sum, void *ctx);
 
 /* Age buckets of a truncated backward inside a window of T steps: the truncation when it cuts anything
  * (0 < truncation < T), else 0 for full backpropagation. */

@@ -138,10 +138,7 @@ RC_VECTOR_CLONES static void lstm_cell_backward_range(void *arg, int64_t r0, int
         const float *add = j->dh_add ? j->dh_add + n * j->ld_add : NULL;
         float *dcp = j->dc_prev ? j->dc_prev + n * H : NULL;
         switch (mask) {
-            LSTM_BACKWARD_CASE(0) LSTM_BACKWARD_CASE(1) LSTM_BACKWARD_CASE(2) LSTM_BACKWARD_CASE(3)
-            LSTM_BACKWARD_CASE(4) LSTM_BACKWARD_CASE(5) LSTM_BACKWARD_CASE(6) LSTM_BACKWARD_CASE(7)
-            LSTM_BACKWARD_CASE(8) LSTM_BACKWARD_CASE(9) LSTM_BACKWARD_CASE(10) LSTM_BACKWARD_CASE(11)
-            LSTM_BACKWARD_CASE(12) LSTM_BACKWARD_CASE(13) LSTM_BACKWARD_CASE(14) LSTM_BACKWARD_CASE(15)
+            RC_EACH_OF_16(LSTM_BACKWARD_CASE)
         default: break;
         }
     }

@@ -92,33 +92,9 @@ RC_VECTOR_CLONES static double sum_of_squares(const float *x, int64_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* Σ x² over a fixed split of x into at most 64 blocks (each by sum_of_squares, then the blocks in order): the
- * result depends on n alone, not on the thread count. */
-#define SUM_BLOCKS 64
-
-typedef struct squares_job {
-    const float *x;
-    int64_t n, blocks;
-    double *partial;
-} squares_job;
-
-static void squares_blocks(void *arg, int64_t b0, int64_t b1) {
-    const squares_job *j = arg;
-    for (int64_t b = b0; b < b1; b++) {
-        const int64_t i0 = j->n * b / j->blocks, i1 = j->n * (b + 1) / j->blocks;
-        j->partial[b] = sum_of_squares(j->x + i0, i1 - i0);
-    }
-}
-
-static double parallel_sum_of_squares(const float *x, int64_t n) {
-    double partial[SUM_BLOCKS];
-    const int64_t blocks = n < SUM_BLOCKS ? n : SUM_BLOCKS;
-    squares_job job = {.x = x, .n = n, .blocks = blocks, .partial = partial};
-    rc_parallel_for(blocks, rc_grain(n / blocks), squares_blocks, &job);
-    double sum = 0.0;
-    for (int64_t b = 0; b < blocks; b++) sum += partial[b];
-    return sum;
-}
+/* Σ x² of elements [i0, i1) (rc_sum_fn): rnncore_clip_grad_norm sums each tensor over rc_parallel_sum's fixed
+ * blocks, so the norm depends on the sizes alone, not on the thread count. */
+static double squares_range(void *x, int64_t i0, int64_t i1) { return sum_of_squares((const float *)x + i0, i1 - i0); }
 
 typedef struct scale_job {
     float *x;
@@ -145,7 +121,7 @@ rnncore_status rnncore_clip_grad_norm(double *norm, float *const *grads, const i
     }
 
     double sum = 0.0;
-    for (int64_t i = 0; i < num_tensors; i++) sum += parallel_sum_of_squares(grads[i], counts[i]);
+    for (int64_t i = 0; i < num_tensors; i++) sum += rc_parallel_sum(counts[i], 1, squares_range, grads[i]);
     const double total = sqrt(sum);
     *norm = total;
     if (!isfinite(total)) return RNNCORE_ERR_NON_FINITE;

@@ -92,47 +92,36 @@ void rc_log_softmax_row(float *out, const float *row, int64_t V, float shift) {
 
 /* ---- many rows ------------------------------------------------------------------------------------------- */
 
-#define CE_BLOCKS 64
-
 typedef struct ce_rows {
     float *grad;
     const float *logits;
-    int64_t M, V, blocks;
+    int64_t V;
     rc_row_target_fn target;
     const void *ctx;
     float scale;
-    double *partial;
 } ce_rows;
 
-static void ce_blocks(void *arg, int64_t b0, int64_t b1) {
+/* The cross-entropy of rows [r0, r1), summed in order (rc_sum_fn). */
+static double ce_range(void *arg, int64_t r0, int64_t r1) {
     const ce_rows *c = arg;
-    for (int64_t b = b0; b < b1; b++) {
-        const int64_t r0 = c->M * b / c->blocks, r1 = c->M * (b + 1) / c->blocks;
-        double sum = 0.0;
-        for (int64_t r = r0; r < r1; r++) {
-            const float *row = c->logits + r * c->V;
-            float *grad = c->grad ? c->grad + r * c->V : NULL;
-            const int64_t y = c->target(c->ctx, r);
-            if (y < 0) {
-                if (grad) memset(grad, 0, (size_t)c->V * sizeof(float));
-                continue;
-            }
-            sum += rc_cross_entropy_row(grad, row, c->V, y, c->scale); /* grad may equal row */
+    double sum = 0.0;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row = c->logits + r * c->V;
+        float *grad = c->grad ? c->grad + r * c->V : NULL;
+        const int64_t y = c->target(c->ctx, r);
+        if (y < 0) {
+            if (grad) memset(grad, 0, (size_t)c->V * sizeof(float));
+            continue;
         }
-        c->partial[b] = sum;
+        sum += rc_cross_entropy_row(grad, row, c->V, y, c->scale); /* grad may equal row */
     }
+    return sum;
 }
 
 double rc_cross_entropy_rows(float *grad, const float *logits, int64_t M, int64_t V, rc_row_target_fn target,
                              const void *ctx, float scale) {
-    double partial[CE_BLOCKS];
-    const int64_t blocks = M < CE_BLOCKS ? M : CE_BLOCKS;
-    ce_rows c = {.grad = grad, .logits = logits, .M = M, .V = V, .blocks = blocks, .target = target, .ctx = ctx,
-                 .scale = scale, .partial = partial};
-    rc_parallel_for(blocks, rc_grain(M / blocks * V), ce_blocks, &c);
-    double total = 0.0;
-    for (int64_t b = 0; b < blocks; b++) total += partial[b];
-    return total;
+    ce_rows c = {.grad = grad, .logits = logits, .V = V, .target = target, .ctx = ctx, .scale = scale};
+    return rc_parallel_sum(M, V, ce_range, &c);
 }
 
 typedef struct ce_targets {

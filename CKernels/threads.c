@@ -249,6 +249,35 @@ void rc_parallel_for(int64_t count, int64_t grain, rc_range_fn fn, void *ctx) {
     pthread_mutex_unlock(&pool.owner);
 }
 
+/* ---- sums over fixed blocks --------------------------------------------------------------------------------- */
+
+#define RC_SUM_BLOCKS 64
+
+typedef struct sum_job {
+    rc_sum_fn sum;
+    void *ctx;
+    int64_t count, blocks;
+    double *partial;
+} sum_job;
+
+static void sum_blocks(void *arg, int64_t b0, int64_t b1) {
+    const sum_job *j = arg;
+    for (int64_t b = b0; b < b1; b++) {
+        j->partial[b] = j->sum(j->ctx, j->count * b / j->blocks, j->count * (b + 1) / j->blocks);
+    }
+}
+
+double rc_parallel_sum(int64_t count, int64_t floats_per_item, rc_sum_fn sum, void *ctx) {
+    if (count <= 0) return 0.0;
+    double partial[RC_SUM_BLOCKS];
+    const int64_t blocks = count < RC_SUM_BLOCKS ? count : RC_SUM_BLOCKS;
+    sum_job j = {.sum = sum, .ctx = ctx, .count = count, .blocks = blocks, .partial = partial};
+    rc_parallel_for(blocks, rc_grain(count / blocks * floats_per_item), sum_blocks, &j);
+    double total = 0.0;
+    for (int64_t b = 0; b < blocks; b++) total += partial[b];
+    return total;
+}
+
 /* ---- public -------------------------------------------------------------------------------------------------- */
 
 rnncore_status rnncore_set_threads(int threads) {
