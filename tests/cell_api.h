@@ -1,7 +1,8 @@
 /* cell_api.h — the four recurrent cells of the window ABI as one table, and the argument contract every one of them
  * must keep (include/rnncore.h, "recurrent cells over a window"): each NULL required pointer, each size <= 0, each
  * overflowing size, a negative truncation, a b_hidden or db_hidden given to a cell other than the gru, and
- * overlapping buffers return their status and write nothing. Header-only, for test_api.c and test_gru.c. */
+ * overlapping buffers return their status and write nothing. Header-only, for test_api.c, test_gru.c and
+ * test_threads.c. */
 #ifndef RNNCORE_TEST_CELL_API_H
 #define RNNCORE_TEST_CELL_API_H
 

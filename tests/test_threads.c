@@ -5,11 +5,9 @@
  * Every comparison here is between two runs on this machine (bit-identity is never checked against recorded
  * values); the numerical accuracy of each kernel against the float64 reference is checked in its own test, which
  * also runs its largest shapes on 1 and 3 threads. */
-#include <pthread.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "cell_api.h" /* the cells' table CELLS; test_util.h, fork and waitpid */
 
-#include "test_util.h"
+#include <pthread.h>
 
 static int same_bits(const void *a, const void *b, size_t bytes) { return memcmp(a, b, bytes) == 0; }
 
@@ -100,20 +98,12 @@ static void test_rowwise_independent_of_threads(void) {
 
 /* ---- every kernel of a training step: the same bits on every run for a fixed thread count ---------------- */
 
-typedef rnncore_status (*sizes_fn)(rnncore_cell_sizes *, const rnncore_window *);
-typedef rnncore_status (*forward_fn)(float *, float *, float *, const float *, const float *,
-                                     const rnncore_cell_weights *, const rnncore_window *);
-typedef rnncore_status (*backward_fn)(float *, float *, const rnncore_cell_gradients *, float *, const float *,
-                                      const float *, const float *, const float *, const float *, const float *,
-                                      const rnncore_cell_weights *, const rnncore_window *);
-
 /* One window forward and backward of a cell at a size whose recurrent product is packed and split (H·G >= 32768)
  * and whose input projection and weight gradients are split GEMMs; every output concatenated into *out. */
-static float *cell_run(sizes_fn sizes, forward_fn fw, backward_fn bw, int hidden_bias, int64_t truncation,
-                       int64_t *floats) {
+static float *cell_run(const cell_api *cell, int64_t truncation, int64_t *floats) {
     const rnncore_window win = {.N = 13, .T = 9, .D = 70, .H = 150, .truncation = truncation};
     rnncore_cell_sizes s;
-    CHECK_STATUS(sizes(&s, &win), RNNCORE_OK);
+    CHECK_STATUS(cell->sizes(&s, &win), RNNCORE_OK);
     const int64_t N = win.N, T = win.T, D = win.D, H = win.H, G = s.gates * H, S = s.states;
     rng_t r = {7};
     float *xs = alloc_f(N * T * D), *state0 = alloc_f(S * N * H), *wx = alloc_f(D * G), *wh = alloc_f(H * G);
@@ -126,40 +116,29 @@ static float *cell_run(sizes_fn sizes, forward_fn fw, backward_fn bw, int hidden
     float *hs = out, *cache = hs + N * T * H, *last = cache + s.cache, *dxs = last + S * N * H;
     float *dstate0 = dxs + N * T * D, *dwx = dstate0 + S * N * H, *dwh = dwx + D * G, *db = dwh + H * G;
     float *dbh = db + G, *ws = alloc_f(s.workspace);
-    const rnncore_cell_weights w = {wx, wh, b, hidden_bias ? bh : NULL};
-    const rnncore_cell_gradients g = {dwx, dwh, db, hidden_bias ? dbh : NULL};
-    CHECK_STATUS(fw(hs, s.cache ? cache : NULL, last, xs, state0, &w, &win), RNNCORE_OK);
-    CHECK_STATUS(bw(dxs, dstate0, &g, ws, dhs, dlast, xs, state0, hs, s.cache ? cache : NULL, &w, &win), RNNCORE_OK);
+    const rnncore_cell_weights w = {wx, wh, b, cell->gru ? bh : NULL};
+    const rnncore_cell_gradients g = {dwx, dwh, db, cell->gru ? dbh : NULL};
+    CHECK_STATUS(cell->forward(hs, s.cache ? cache : NULL, last, xs, state0, &w, &win), RNNCORE_OK);
+    CHECK_STATUS(cell->backward(dxs, dstate0, &g, ws, dhs, dlast, xs, state0, hs, s.cache ? cache : NULL, &w, &win),
+                 RNNCORE_OK);
     free(xs), free(state0), free(wx), free(wh), free(b), free(bh), free(dhs), free(dlast), free(ws);
     return out;
 }
 
 static void test_cells_deterministic(void) {
     printf("cell windows (packed recurrent product, split GEMMs): identical bits on two runs at 1, 2 and 3 threads\n");
-    const struct {
-        const char *name;
-        sizes_fn sizes;
-        forward_fn fw;
-        backward_fn bw;
-        int hidden_bias;
-    } cells[] = {
-        {"rnn", rnncore_rnn_sizes, rnncore_rnn_forward, rnncore_rnn_backward, 0},
-        {"rnn_relu", rnncore_rnn_relu_sizes, rnncore_rnn_relu_forward, rnncore_rnn_relu_backward, 0},
-        {"lstm", rnncore_lstm_sizes, rnncore_lstm_forward, rnncore_lstm_backward, 0},
-        {"gru", rnncore_gru_sizes, rnncore_gru_forward, rnncore_gru_backward, 1},
-    };
     for (int threads = 1; threads <= 3; threads++) {
         CHECK_STATUS(rnncore_set_threads(threads), RNNCORE_OK);
-        for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < (int)(sizeof CELLS / sizeof CELLS[0]); c++) {
             for (int64_t truncation = 0; truncation <= 4; truncation += 4) {
                 int64_t n1, n2;
-                float *a = cell_run(cells[c].sizes, cells[c].fw, cells[c].bw, cells[c].hidden_bias, truncation, &n1);
-                float *b = cell_run(cells[c].sizes, cells[c].fw, cells[c].bw, cells[c].hidden_bias, truncation, &n2);
+                float *a = cell_run(&CELLS[c], truncation, &n1);
+                float *b = cell_run(&CELLS[c], truncation, &n2);
                 CHECK(n1 == n2 && same_bits(a, b, (size_t)n1 * sizeof(float)));
                 int finite = 1;
                 for (int64_t i = 0; i < n1; i++) finite &= isfinite(a[i]);
                 CHECK(finite);
-                printf("  %-8s threads %d truncation %lld: %s\n", cells[c].name, threads, (long long)truncation,
+                printf("  %-8s threads %d truncation %lld: %s\n", CELLS[c].name, threads, (long long)truncation,
                        n1 == n2 && same_bits(a, b, (size_t)n1 * sizeof(float)) ? "same bits" : "DIFFERENT");
                 free(a), free(b);
             }
