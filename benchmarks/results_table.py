@@ -77,15 +77,18 @@ def main(argv=None):
         print(row)
     gens = [c for c in run["configs"] if "generation" in c]
     if gens:
-        print(f"\nGeneration (N = 1, {gens[0]['generation']['tokens']} tokens; memory read bandwidth "
-              f"{run.get('memory_read_gb_per_s', float('nan')):.1f} GB/s in this run):\n")
-        print("| config | weights per token | RNNCore tokens/s | bandwidth limit tokens/s (share) | PyTorch tokens/s "
-              "| **RNNCore faster than PyTorch** |")
+        print(f"\nGeneration (N = 1, {gens[0]['generation']['tokens']} tokens; DRAM read bandwidth "
+              f"{run.get('memory_read_gb_per_s', float('nan')):.1f} GB/s in this run; each limit reads that "
+              "configuration's weight footprint again and again, at the rate shown):\n")
+        print("| config | weights per token (read at) | RNNCore tokens/s | bandwidth limit tokens/s (share) "
+              "| PyTorch tokens/s | **RNNCore faster than PyTorch** |")
         print("| --- | --- | --- | --- | --- | --- |")
         for c in gens:
             g = c["generation"]
             theirs = (g.get("torch") or {}).get("generate_tokens_per_s")
-            print(f"| {c['config']} | {g['weight_bytes_per_token'] / 1e6:.1f} MB | {g['tokens_per_s']:.0f} | "
+            read = g.get("weight_read_gb_per_s")
+            read_at = f" ({read:.1f} GB/s)" if read is not None else ""
+            print(f"| {c['config']} | {g['weight_bytes_per_token'] / 1e6:.1f} MB{read_at} | {g['tokens_per_s']:.0f} | "
                   f"{g['bandwidth_limit_tokens_per_s']:.0f} ({100 * g['fraction_of_bandwidth_limit']:.0f} %) | "
                   f"{fmt(theirs, 0)} | **{fmt(ratio(g['tokens_per_s'], theirs), 2)}×** |")
     return 0
